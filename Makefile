@@ -1,0 +1,49 @@
+# Every target bootstraps what it needs: the virtual environment and the install.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+OUTPUT ?= .
+PORT ?= 6006
+# make run: the shipped default experiments, on embedded data
+DEFAULT_CONFIGS := experiments/configs/digits_init_x_loss.toml \
+                   experiments/configs/breast_cancer_losses.toml \
+                   experiments/configs/regression_outliers_losses.toml
+
+.PHONY: install run experiment report tensorboard test lint clean distclean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@for config in $(DEFAULT_CONFIGS); do \
+		$(PY) -m experiments run $$config --output $(OUTPUT) || exit $$?; \
+	done
+
+# make experiment CONFIG=path/to/config.toml [SET="epochs=1 seeds=[0]"]
+experiment: $(STAMP)
+	@test -n "$(CONFIG)" || { echo "usage: make experiment CONFIG=path/to/config.toml [SET=\"epochs=1 seeds=[0]\"]"; exit 2; }
+	$(PY) -m experiments run $(CONFIG) --output $(OUTPUT) $(foreach s,$(SET),--set '$(s)')
+
+report: $(STAMP)
+	$(PY) -m experiments report --output $(OUTPUT)
+
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir $(OUTPUT)/runs --host 127.0.0.1 --port $(PORT)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check experiments models initializers tests
+
+clean:
+	rm -rf runs reports .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,127 @@
+"""Command line: `python -m experiments run|validate|report|list`.
+
+Kept thin: each command is a plain function call (`spec.validate`, `runner.run_experiment`,
+`report.build_report`). Nothing heavy is imported before a command needs it, so `--help` is
+fast and imports no TensorFlow.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments",
+        description="Compare weight initializers and losses (and optimizers, learning rates, batch sizes) "
+                    "on Keras models, over seeds.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(name, help_text):
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("config", help="experiment config (TOML), e.g. experiments/configs/digits_init_x_loss.toml")
+        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
+                         help="override a config field, parsed as a literal: epochs=1, \"seeds=[0]\", "
+                              "dataset.noise=0.3 (repeatable)")
+        return sub
+
+    run = with_config("run", "run an experiment grid (finished runs are skipped), then write its report")
+    run.add_argument("--output", default=".", metavar="DIR", help="output tree: DIR/runs and DIR/reports (default .)")
+    run.add_argument("--overwrite", action="store_true", help="rerun finished runs too")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    with_config("validate", "check a config and print its grid, without training")
+    report = commands.add_parser("report", help="rebuild reports from what runs wrote to disk",
+                                 description="rebuild reports from what runs wrote to disk")
+    report.add_argument("names", nargs="*", metavar="EXPERIMENT", help="experiment names (default: all under DIR/runs)")
+    report.add_argument("--output", default=".", metavar="DIR", help="output tree holding runs/ (default .)")
+    catalogue = commands.add_parser("list", help="list the catalogues: initializers, losses, ...",
+                                    description="list the catalogues and their parameters")
+    catalogue.add_argument("which", nargs="?", help="one catalogue (default: all)")
+    return parser
+
+
+def _load(args):
+    from experiments.spec import apply_overrides, load_config, validate
+
+    config = apply_overrides(load_config(args.config), args.assignments)
+    return validate(config)
+
+
+def cmd_run(args):
+    from experiments.report import build_report, report_dir
+    from experiments.runner import run_experiment
+
+    spec, dataset = _load(args)
+    exp_dir, trained, skipped = run_experiment(spec, dataset, args.output, args.overwrite, progress=not args.quiet)
+    report = build_report(exp_dir, report_dir(args.output, spec["name"]))
+    runs_root = Path(args.output) / "runs"
+    print(f"{spec['name']}: trained {trained} runs, skipped {skipped} already finished")
+    print(f"  report:      {report} (and report.html)")
+    print(f"  tensorboard: make tensorboard  (or: tensorboard --logdir {runs_root} --host 127.0.0.1)")
+    return 0
+
+
+def cmd_validate(args):
+    from experiments.spec import expand
+
+    spec, dataset = _load(args)
+    runs = expand(spec)
+    cells = dict.fromkeys(r.cell for r in runs)
+    print(f"{spec['name']}: valid; {len(runs)} runs = {len(cells)} cells x {len(spec['seeds'])} seeds "
+          f"on {dataset.name} ({dataset.task}, {len(dataset.x_train)} training examples)")
+    for cell in cells:
+        print(f"  {cell}")
+    return 0
+
+
+def cmd_report(args):
+    from experiments.report import build_report, report_dir
+
+    root = Path(args.output) / "runs"
+    names = args.names or sorted(p.parent.name for p in root.glob("*/experiment.json"))
+    if not names:
+        raise ValueError(f"no experiments under {str(root)!r}; run one first (make run)")
+    for name in names:
+        print(build_report(root / name, report_dir(args.output, name)))
+    return 0
+
+
+def cmd_list(args):
+    from experiments.datasets import DATASETS
+    from experiments.optimizers import OPTIMIZERS
+    from initializers import INITIALIZERS
+    from models import ACTIVATIONS, LOSSES, MODELS
+
+    catalogues = {r.kind: r for r in (INITIALIZERS, LOSSES, ACTIVATIONS, OPTIMIZERS, MODELS, DATASETS)}
+    plural = {k + ("es" if k.endswith("s") else "s"): k for k in catalogues}
+    which = plural.get(args.which, args.which)
+    if which is not None and which not in catalogues:
+        raise ValueError(f"unknown catalogue {args.which!r}; valid: {', '.join(plural)}")
+    for kind, registry in catalogues.items():
+        if which in (None, kind):
+            print(f"{next(p for p, k in plural.items() if k == kind)}:")
+            for name, entry in registry.entries.items():
+                params = ", ".join(f"{k}={v!r}" for k, v in entry.params.items())
+                print(f"  {name}" + (f"({params})" if params else "") + (f"  - {entry.note}" if entry.note else ""))
+    return 0
+
+
+def main(argv=None):
+    """Entry point; returns the exit code (2 for bad input, with one line per problem)."""
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    command = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "list": cmd_list}[args.command]
+    try:
+        return command(args)
+    except ValueError as e:  # SpecError and every one-line input error
+        for line in str(e).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,177 @@
+"""The experiment report: tables as CSV, a Markdown (and HTML) page, learning curves and a heatmap.
+
+It reads only what the runs wrote to disk (`results.load_tables`), so `make report` can rebuild
+it at any time, even while a grid is still running.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+
+from experiments import rundir
+from experiments.results import cell_axes, format_cell, load_experiment, load_tables, summarize_cells
+from initializers.registry import label
+from models.losses import greater_is_better
+
+
+def report_dir(output, name):
+    return Path(output) / "reports" / name
+
+
+def _cell_name(row, axes):
+    return " | ".join(str(row[a]) for a in axes)
+
+
+def _plot_curves(epochs, axes, metric, path):
+    """Validation `metric` per epoch: a panel per loss, a line (mean) and band (+- std) per cell."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    losses = list(dict.fromkeys(epochs["loss"]))
+    others = [a for a in axes if a != "loss"]
+    fig, panels = plt.subplots(1, len(losses), figsize=(5 * len(losses), 4), squeeze=False, sharey=True)
+    for panel, loss in zip(panels[0], losses):
+        part = epochs[epochs["loss"] == loss]
+        for key, cell in part.groupby(others, sort=False):
+            stats = cell.groupby("epoch")[metric].agg(["mean", "std"]).fillna({"std": 0.0})
+            name = " | ".join(map(str, key if isinstance(key, tuple) else (key,)))
+            line, = panel.plot(stats.index, stats["mean"], label=name)
+            panel.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                               color=line.get_color(), alpha=0.2)
+        panel.set_title(loss)
+        panel.set_xlabel("epoch")
+        panel.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        panel.grid(alpha=0.3)
+    panels[0][0].set_ylabel(f"{metric} (mean +- std over seeds)")
+    panels[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_heatmap(cells, axes, metric, path):
+    """Mean test `metric` per cell: rows are the non-loss axes, columns the losses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    others = [a for a in axes if a != "loss"]
+    grid = cells.assign(row=[_cell_name(r, others) for _, r in cells.iterrows()]).pivot_table(
+        index="row", columns="loss", values="mean", sort=False, dropna=False)
+    fig, ax = plt.subplots(figsize=(2.2 + 2.0 * grid.shape[1], 1.2 + 0.5 * grid.shape[0]))
+    values = grid.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap="viridis" if greater_is_better(metric) else "viridis_r", aspect="auto")
+    middle = (pd.Series(values.ravel()).min() + pd.Series(values.ravel()).max()) / 2
+    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=20, ha="right")
+    ax.set_yticks(range(grid.shape[0]), grid.index)
+    for (i, j), value in pd.DataFrame(values).stack(future_stack=True).items():
+        # dark text on the bright end of the colour map
+        bright = (value > middle) == greater_is_better(metric)
+        ax.text(j, i, "-" if pd.isna(value) else f"{value:.3f}", ha="center", va="center",
+                color="k" if bright else "w", fontsize=8)
+    fig.colorbar(image, ax=ax)
+    ax.set_title(f"{metric}, mean over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _table(frame):
+    return frame.to_markdown(index=False)
+
+
+def build_report(exp_dir, out_dir):
+    """Write runs.csv, epochs.csv, cells.csv, curves.png, heatmap.png, report.md and report.html.
+
+    Returns:
+        the path of report.md.
+    """
+    experiment = load_experiment(exp_dir)
+    spec, env = experiment["spec"], experiment["environment"]
+    runs, epochs = load_tables(exp_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    headline = spec["metrics"][0]
+    test_metric = f"test_{headline}"
+    axes = cell_axes(runs)
+    cells = summarize_cells(runs, test_metric)
+    cells["result"] = [format_cell(r["mean"], r["std"], r["n"]) for _, r in cells.iterrows()]
+
+    rundir.write_atomic(out_dir / "runs.csv", runs.to_csv(index=False))
+    rundir.write_atomic(out_dir / "epochs.csv", epochs.to_csv(index=False))
+    rundir.write_atomic(out_dir / "cells.csv", cells.to_csv(index=False))
+    has_curves = not epochs.empty and f"val_{headline}" in epochs
+    if has_curves:
+        _plot_curves(epochs, axes, f"val_{headline}", out_dir / "curves.png")
+    if cells["n"].sum():
+        _plot_heatmap(cells, axes, test_metric, out_dir / "heatmap.png")
+
+    others = [a for a in axes if a != "loss"]
+    pivot = cells.pivot_table(index=others, columns="loss", values="result", aggfunc="first", sort=False)
+    pivot = pivot.reset_index()
+    ranking = cells.drop(columns=["ok", "result"])
+    bad = runs[runs["status"].isin(["diverged", "failed"])]
+    dataset = experiment["dataset"]
+    lines = [
+        f"# {spec['name']}",
+        "",
+        spec.get("description", "").strip(),
+        "",
+        "## Setup",
+        "",
+        f"- dataset: {label(spec['dataset'])} ({dataset['task']}, {dataset['n_train']} train / "
+        f"{dataset['n_val']} validation / {dataset['n_test']} test, inputs {dataset['input_shape']})",
+        *[f"  - {note}" for note in dataset["notes"]],
+        f"- model: {label(spec['model'])}; bias initializer {label(spec['bias_initializer'])}",
+        f"- optimizer: {', '.join(map(label, spec['optimizer']))}; learning rate {spec['learning_rate']}; "
+        f"batch size {spec['batch_size']}; epochs {spec['epochs']}; engine {spec['engine']}",
+        f"- early stopping: {spec['early_stopping'] if spec['early_stopping']['patience'] else 'off'}",
+        f"- seeds: {spec['seeds']} (split seed {spec['dataset'].get('split_seed', 0)})",
+        f"- runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in runs['status'].value_counts().items())})",
+        "",
+        f"## Test {headline}: mean +- std (n seeds that finished)",
+        "",
+        _table(pivot),
+        "",
+        "## Ranking",
+        "",
+        _table(ranking.round(4)),
+        "",
+    ]
+    if not bad.empty:
+        lines += ["## Diverged and failed runs", "",
+                  _table(bad[["run_id", "status", "epochs_run", "reason"]]), ""]
+    if has_curves:
+        lines += ["## Learning curves", "", f"Validation {headline} per epoch, mean +- std over seeds.", "",
+                  "![learning curves](curves.png)", ""]
+    if cells["n"].sum():
+        lines += ["## Heatmap", "", f"![heatmap of test {headline}](heatmap.png)", ""]
+    lines += [
+        "## Environment", "",
+        f"- python {env['python']} on {env['platform']}; CPU {env['cpu']} ({env['cpu_count']} cores)",
+        f"- libraries: {', '.join(f'{k} {v}' for k, v in env['libraries'].items())}",
+        f"- commit: {env['commit'] or 'unknown'}",
+        "",
+        "Tables: [runs.csv](runs.csv) (one row per run), [epochs.csv](epochs.csv) (one row per run x epoch), "
+        "[cells.csv](cells.csv) (one row per cell).",
+        "",
+    ]
+    markdown_text = "\n".join(lines)
+    rundir.write_atomic(out_dir / "report.md", markdown_text)
+    rundir.write_atomic(out_dir / "report.html", _html(spec["name"], markdown_text))
+    return out_dir / "report.md"
+
+
+def _html(title, markdown_text):
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px}"
+             "img{max-width:100%}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style>" \
+           f"</head><body>{body}</body></html>\n"

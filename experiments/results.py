@@ -1,0 +1,80 @@
+"""Tidy tables read from the run folders: one row per run, one row per run x epoch, and the
+per-cell summary (mean +- std over seeds). Reads only what runs wrote to disk."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.rundir import HISTORY, RESULT, read_json
+from models.losses import greater_is_better
+
+AXES = ("initializer", "loss", "optimizer", "learning_rate", "batch_size")
+
+
+def load_experiment(exp_dir):
+    """The experiment record written by the runner (spec, run list, dataset, environment)."""
+    path = Path(exp_dir) / "experiment.json"
+    if not path.is_file():
+        raise ValueError(f"no experiment at {str(exp_dir)!r} (missing experiment.json); run it first")
+    return read_json(path)
+
+
+def load_tables(exp_dir):
+    """(runs, epochs): a row per run of the experiment's grid, and a row per run x epoch.
+
+    A run with no result yet appears with status `unfinished`. In `epochs`, training metrics
+    are `train_<metric>` and validation metrics `val_<metric>`.
+    """
+    exp_dir = Path(exp_dir)
+    experiment = load_experiment(exp_dir)
+    rows, histories = [], []
+    for listed in experiment["runs"]:
+        run_dir = exp_dir / listed["run_id"]
+        if (run_dir / RESULT).is_file():
+            result = read_json(run_dir / RESULT)
+            result.pop("libraries", None)
+            rows.append({**listed, **result})
+        else:
+            rows.append({**listed, "status": "unfinished"})
+        if (run_dir / HISTORY).is_file():
+            history = pd.read_csv(run_dir / HISTORY)
+            # `loss` is also an axis (the loss function): training metrics get a train_ prefix
+            history = history.rename(columns={c: f"train_{c}" for c in history if c != "epoch" and
+                                              not c.startswith("val_")})
+            histories.append(history.assign(**listed)[[*listed, *history.columns]])
+    runs = pd.DataFrame(rows)
+    epochs = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
+    return runs, epochs
+
+
+def cell_axes(runs):
+    """The axes that vary between cells (at least initializer and loss)."""
+    return [a for a in AXES if a in runs and (a in ("initializer", "loss") or runs[a].nunique() > 1)]
+
+
+def summarize_cells(runs, metric):
+    """Per cell: mean, std and n of `metric` over the seeds that finished ok, the status counts,
+    and the mean epochs to reach each threshold (over the seeds that reached it)."""
+    axes = cell_axes(runs)
+    ok = runs[runs["status"] == "ok"]
+    values = ok[metric] if metric in ok else pd.Series(dtype=float, index=ok.index)
+    stats = values.groupby([ok[a] for a in axes]).agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    counts = pd.crosstab([runs[a] for a in axes], runs["status"])
+    table = counts.join(stats, how="left")
+    # runs that never reach a threshold count as missing, so this is the mean over those that did
+    reach = [c for c in runs if c.startswith("epochs_to_")]
+    if reach:
+        table = table.join(ok.groupby(axes)[reach].mean().add_prefix("mean_"), how="left")
+    for status in ("ok", "diverged", "failed", "unfinished"):
+        if status not in table:
+            table[status] = 0
+    table["n"] = table["n"].fillna(0).astype(int)
+    ascending = not greater_is_better(metric)
+    return table.reset_index().sort_values("mean", ascending=ascending, na_position="last").reset_index(drop=True)
+
+
+def format_cell(mean, std, n):
+    """`0.962 +- 0.004 (3)`; `-` when no seed finished."""
+    if n == 0 or pd.isna(mean):
+        return "-"
+    return f"{mean:.3f} +- {0.0 if pd.isna(std) else std:.3f} ({n})"

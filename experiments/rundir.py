@@ -1,0 +1,167 @@
+"""A run's directory is its whole record: the resolved config first, then the history as it
+grows, then the result. Every file is written atomically (temp file + rename), so a killed
+process leaves either the old file or the new one.
+
+    <experiment dir>/<run_id>/config.json    resolved config of the run
+                              history.csv    one row per epoch, rewritten after each epoch
+                              result.json    status, final/best/test metrics; written last
+                              train/ validation/ test/ and events   TensorBoard
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+CONFIG, HISTORY, RESULT = "config.json", "history.csv", "result.json"
+STATUSES = ("ok", "diverged", "failed")
+
+
+def write_atomic(path, text):
+    """Write text to path through a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(value):
+    """JSON has no NaN or inf: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path, obj):
+    write_atomic(path, json.dumps(_clean(obj), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def write_rows(path, rows):
+    """Write a list of dicts as CSV (columns in first-seen order)."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue())
+
+
+def is_finished(run_dir, config):
+    """True when the run wrote its result under this very config (so a resume may skip it)."""
+    run_dir = Path(run_dir)
+    try:
+        return (run_dir / RESULT).is_file() and read_json(run_dir / CONFIG) == json.loads(json.dumps(_clean(config)))
+    except (OSError, ValueError):
+        return False
+
+
+def start(run_dir, config):
+    """Empty the run's folder (a rerun or an interrupted run leaves old events) and write its config."""
+    run_dir = Path(run_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    write_json(run_dir / CONFIG, config)
+
+
+class RunRecorder:
+    """Everything an engine reports about one run goes through here, whatever the engine.
+
+    Args:
+        run: the `RunSpec`.
+        run_dir: its folder.
+        on_epoch: optional `fn(run, row)` called after each epoch (the progress bar).
+        on_finish: optional `fn(run, result)` called once the result is written.
+    """
+
+    def __init__(self, run, run_dir, on_epoch=None, on_finish=None):
+        self.run, self.run_dir, self.on_epoch, self.on_finish = run, Path(run_dir), on_epoch, on_finish
+        self.history, self.log, self.diverged = [], None, False
+
+    def start(self):
+        from experiments.tensorboard_log import RunLog
+
+        start(self.run_dir, self.run.config)
+        self.log = RunLog(self.run_dir, self.run.run_id.rsplit("/", 1)[0], _hparams(self.run))
+
+    def epoch(self, logs):
+        """Record one epoch's metrics; returns False when the loss is NaN or inf (diverged)."""
+        row = {"epoch": len(self.history) + 1, **{k: float(v) for k, v in logs.items()}}
+        self.history.append(row)
+        write_rows(self.run_dir / HISTORY, self.history)
+        self.log.scalars(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
+        if not math.isfinite(row["loss"]):
+            self.diverged = True
+        if self.on_epoch:
+            self.on_epoch(self.run, row)
+        return not self.diverged
+
+    def finish(self, status, wall_time, test=None, reason=""):
+        """Write result.json (last) and close the TensorBoard session with the true status."""
+        from experiments.environment import library_versions
+
+        if status == "ok" and self.diverged:
+            status = "diverged"
+        if status == "diverged" and not reason:
+            reason = f"loss became {self.history[-1]['loss']} at epoch {len(self.history)}"
+        test = {f"test_{k}": float(v) for k, v in (test or {}).items()}
+        if test and self.history:
+            self.log.scalars(len(self.history), test)
+        self.log.end(status)
+        result = {
+            "run_id": self.run.run_id, "cell": self.run.cell, **self.run.axes,
+            "status": status, "reason": reason, "epochs_run": len(self.history),
+            "wall_time_s": round(wall_time, 3), **summarize(self.history, self.run.config), **test,
+            "libraries": library_versions(),
+        }
+        write_json(self.run_dir / RESULT, result)
+        if self.on_finish:
+            self.on_finish(self.run, result)
+        return result
+
+
+def _hparams(run):
+    """HParams of a run: every axis (labels as strings) plus the fixed model and dataset names."""
+    config = run.config
+    values = {k: v for k, v in run.axes.items()}
+    values.update(dataset=config["dataset"]["name"], model=config["model"]["name"], epochs=config["epochs"])
+    return values
+
+
+def summarize(history, config):
+    """Final and best value of every recorded metric, and epochs to reach each threshold."""
+    from models.losses import greater_is_better
+
+    out = {}
+    if not history:
+        return out
+    metrics = [k for k in history[0] if k != "epoch"]
+    for m in metrics:
+        values = [row[m] for row in history if m in row and math.isfinite(row[m])]
+        out[f"final_{m}"] = history[-1].get(m)
+        if values:
+            out[f"best_{m}"] = max(values) if greater_is_better(m) else min(values)
+    for m, target in config.get("thresholds", {}).items():
+        better = greater_is_better(m)
+        reached = [row["epoch"] for row in history if m in row and (row[m] >= target if better else row[m] <= target)]
+        out[f"epochs_to_{m}"] = reached[0] if reached else None
+    return out

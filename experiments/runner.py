@@ -1,0 +1,59 @@
+"""Run an experiment: expanded runs -> engine -> run folders, with resume and a progress bar.
+
+"What to run" (`spec.expand`) stays apart from "how to train it" (an engine's `train_runs`).
+"""
+
+import math
+from pathlib import Path
+
+from experiments import rundir
+from experiments.environment import describe
+from experiments.spec import expand
+
+
+def _engines():
+    from experiments import engine_keras
+
+    return {"keras": engine_keras.train_runs}
+
+
+def experiment_dir(output, name):
+    return Path(output) / "runs" / name
+
+
+def run_experiment(spec, dataset, output=".", overwrite=False, progress=True):
+    """Train every unfinished run of a validated spec.
+
+    Args:
+        spec, dataset: as returned by `spec.validate`.
+        output: the output tree; runs go to `<output>/runs/<name>/`.
+        overwrite: rerun finished runs too.
+        progress: show the grid progress bar (on stderr).
+    Returns:
+        (experiment folder, number of runs trained, number skipped as already finished).
+    """
+    from tqdm import tqdm
+
+    exp_dir = experiment_dir(output, spec["name"])
+    runs = expand(spec)
+    rundir.write_json(exp_dir / "experiment.json", {
+        "spec": spec, "runs": [{"run_id": r.run_id, "cell": r.cell, **r.axes} for r in runs], "dataset": dataset.summary(), "environment": describe(),
+    })
+    todo = [r for r in runs if overwrite or not rundir.is_finished(exp_dir / r.run_id, r.config)]
+    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", disable=not progress,
+               desc=spec["name"], dynamic_ncols=True, mininterval=1.0)
+    headline = "val_" + spec["metrics"][0]
+
+    def on_epoch(run, row):
+        value = row.get(headline, math.nan)
+        bar.set_description(f"{spec['name']} {run.cell} seed {run.axes['seed']}", refresh=False)
+        bar.set_postfix({"epoch": row["epoch"], headline: f"{value:.4g}"}, refresh=False)
+        bar.update(0)  # redraws at most every mininterval: quiet logs in CI
+
+    jobs = [(r, rundir.RunRecorder(r, exp_dir / r.run_id, on_epoch, on_finish=lambda run, result: bar.update()))
+            for r in todo]
+    try:
+        _engines()[spec["engine"]](jobs, dataset)
+    finally:
+        bar.close()
+    return exp_dir, len(todo), len(runs) - len(todo)

@@ -1,0 +1,260 @@
+"""The experiment spec: a TOML file, `--set` overrides, validation, and the grid of runs.
+
+A spec's list-valued axes (initializers, losses, seeds, and optimizer, learning_rate or
+batch_size when given as lists) span the grid. Validation finds every problem before anything
+trains and reports them all at once. Nothing here imports TensorFlow.
+"""
+
+import ast
+import copy
+import itertools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import initializers
+from experiments.datasets import DATASETS, load_dataset
+from experiments.optimizers import OPTIMIZERS
+from initializers.registry import label, slug
+from models.builders import MODELS
+from models.losses import DEFAULT_METRICS, LOSSES, METRICS, check_loss
+
+DEFAULTS = {
+    "name": "",
+    "description": "",
+    "dataset": None,
+    "model": "mlp",
+    "initializers": None,
+    "bias_initializer": "zeros",
+    "losses": None,
+    "optimizer": "adam",
+    "learning_rate": 0.001,
+    "batch_size": 32,
+    "epochs": 20,
+    "seeds": [0],
+    "early_stopping": {"monitor": "val_loss", "patience": 0, "min_delta": 0.0},
+    "metrics": [],
+    "thresholds": {},
+    "engine": "keras",
+}
+REQUIRED = ("dataset", "initializers", "losses")
+ENGINES = ("keras",)
+# Axes in grid order: (spec field, run key, may the field be a single value?)
+AXES = (
+    ("initializers", "initializer", False),
+    ("losses", "loss", False),
+    ("optimizer", "optimizer", True),
+    ("learning_rate", "learning_rate", True),
+    ("batch_size", "batch_size", True),
+)
+
+
+class SpecError(ValueError):
+    """Every problem found in a spec, one line each."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def load_config(path):
+    """Read a TOML experiment config; the file's stem is the default experiment name."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError([f"config file not found: {str(path)!r}"])
+    try:
+        config = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SpecError([f"config {str(path)!r} is not valid TOML: {e}"]) from None
+    config.setdefault("name", path.stem)
+    return config
+
+
+def parse_value(text):
+    """A `--set` value: a Python/TOML-like literal, or else the bare string (`optimizer=sgd`)."""
+    text = {"true": "True", "false": "False"}.get(text.strip(), text)
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_overrides(config, assignments):
+    """Apply `key=value` strings; keys are top-level fields or `table.key` (`dataset.noise=0.3`)."""
+    config, problems = copy.deepcopy(config), []
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        head, _, sub = key.partition(".")
+        if not sep or not key:
+            problems.append(f"--set {assignment!r} is not key=value")
+        elif head not in DEFAULTS:
+            problems.append(f"--set: unknown key {head!r}; valid keys: {', '.join(DEFAULTS)}")
+        elif not sub:
+            config[key] = parse_value(text)
+        elif head not in ("dataset", "model", "early_stopping", "thresholds", "bias_initializer", "optimizer"):
+            problems.append(f"--set {key!r}: {head!r} is not a table; set it as {head}=value")
+        else:
+            table = config.get(head, DEFAULTS[head])
+            table = {"name": table} if isinstance(table, str) else dict(table or {})
+            table[sub] = parse_value(text)
+            config[head] = table
+    if problems:
+        raise SpecError(problems)
+    return config
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def _check(problems, fn, *args):
+    """Call a validator; record its one-line ValueError instead of stopping."""
+    try:
+        return fn(*args)
+    except ValueError as e:
+        problems.append(str(e))
+        return None
+
+
+def _number(field, value, kind, minimum_exclusive=0):
+    ok = isinstance(value, kind) and not isinstance(value, bool)
+    if not ok or not value > minimum_exclusive:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{field} must be {what} > {minimum_exclusive}, got {value!r}")
+    return value
+
+
+def validate(config):
+    """Check a config and resolve it; every problem is reported at once.
+
+    Returns:
+        (resolved config, loaded `Dataset`).
+    Raises:
+        SpecError: one line per problem, each naming the bad value and the valid choices.
+    """
+    problems = []
+    unknown = [k for k in config if k not in DEFAULTS]
+    if unknown:
+        problems.append(f"unknown config keys {unknown}; valid keys: {', '.join(DEFAULTS)}")
+    missing = [k for k in REQUIRED if config.get(k) in (None, [], "")]
+    if missing:
+        problems.append(f"config needs {', '.join(missing)}")
+    spec = {**copy.deepcopy(DEFAULTS), **{k: v for k, v in config.items() if k in DEFAULTS}}
+    if not isinstance(spec["name"], str) or not spec["name"] or slug(spec["name"]) != spec["name"]:
+        problems.append(f"name must be a non-empty folder-safe string (letters, digits, . _ -), got {spec['name']!r}")
+    if missing:
+        raise SpecError(problems)
+
+    spec["dataset"] = _check(problems, DATASETS.parse, spec["dataset"])
+    dataset = _check(problems, load_dataset, spec["dataset"]) if spec["dataset"] else None
+    spec["model"] = _check(problems, MODELS.parse, spec["model"])
+    spec["bias_initializer"] = _check(problems, initializers.parse, spec["bias_initializer"])
+    for field, parse in (("initializers", initializers.parse), ("losses", LOSSES.parse),
+                         ("optimizer", OPTIMIZERS.parse)):
+        values = _as_list(spec[field])
+        if not values:
+            problems.append(f"{field} must not be empty")
+        spec[field] = [_check(problems, parse, v) for v in values]
+    spec["learning_rate"] = [_check(problems, _number, "learning_rate", v, float) for v in _as_list(spec["learning_rate"])]
+    spec["batch_size"] = [_check(problems, _number, "batch_size", v, int) for v in _as_list(spec["batch_size"])]
+    _check(problems, _number, "epochs", spec["epochs"], int)
+    seeds = spec["seeds"]
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                      for s in seeds) and len(set(seeds)) == len(seeds)):
+        problems.append(f"seeds must be a non-empty list of distinct integers >= 0, got {seeds!r}")
+    if spec["engine"] not in ENGINES:
+        problems.append(f"engine {spec['engine']!r} is unknown; valid engines: {', '.join(ENGINES)}")
+    _check(problems, _check_early_stopping, spec)
+
+    if dataset is not None:
+        task = dataset.task
+        for loss in spec["losses"]:
+            if loss is not None:
+                _check(problems, check_loss, loss, task)
+        spec["metrics"] = spec["metrics"] or DEFAULT_METRICS[task]
+        _check(problems, _check_metrics, spec["metrics"], spec["thresholds"], task)
+        if isinstance(spec["model"], dict) and spec["model"]["name"] == "cnn" and len(dataset.input_shape) != 3:
+            problems.append(
+                f"model 'cnn' needs image-shaped data; dataset '{dataset.name}' has inputs of shape "
+                f"{tuple(dataset.input_shape)} (use model 'mlp' or 'linear', or digits/mnist)"
+            )
+    if problems:
+        raise SpecError(problems)
+    return spec, dataset
+
+
+def _check_early_stopping(spec):
+    value = spec["early_stopping"]
+    if value is False:
+        value = {"patience": 0}
+    if not isinstance(value, dict):
+        raise ValueError(f"early_stopping must be a table (monitor, patience, min_delta) or false, got {value!r}")
+    merged = {**DEFAULTS["early_stopping"], **value}
+    unknown = set(merged) - set(DEFAULTS["early_stopping"])
+    if unknown:
+        raise ValueError(f"early_stopping has unknown keys {sorted(unknown)}; valid: monitor, patience, min_delta")
+    if not (isinstance(merged["patience"], int) and merged["patience"] >= 0):
+        raise ValueError(f"early_stopping.patience must be an integer >= 0 (0 = off), got {merged['patience']!r}")
+    if not isinstance(merged["min_delta"], int | float) or merged["min_delta"] < 0:
+        raise ValueError(f"early_stopping.min_delta must be a number >= 0, got {merged['min_delta']!r}")
+    spec["early_stopping"] = merged
+
+
+def _check_metrics(metrics, thresholds, task):
+    if not isinstance(metrics, list):
+        raise ValueError(f"metrics must be a list of names, got {metrics!r}")
+    for m in metrics:
+        if m not in METRICS or task not in METRICS[m]:
+            valid = [n for n, tasks in METRICS.items() if task in tasks]
+            raise ValueError(f"metric {m!r} does not apply to a {task} task; valid metrics: {', '.join(valid)}")
+    if not isinstance(thresholds, dict):
+        raise ValueError(f"thresholds must be a table of metric = value, got {thresholds!r}")
+    known = [p + m for p in ("", "val_") for m in ["loss", *metrics]]
+    for key, value in thresholds.items():
+        if key not in known:
+            raise ValueError(f"threshold on {key!r}: not a recorded metric; valid: {', '.join(known)}")
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValueError(f"threshold {key} must be a number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a grid: where it lives, which cell it belongs to, and its resolved config."""
+
+    run_id: str  # <dataset>/<cell slug>/seed_<k>, relative to the experiment's folder
+    cell: str  # e.g. "he_normal | categorical_crossentropy"
+    axes: dict  # every axis' label in this run, the seed included
+    config: dict  # everything needed to train it, all values single
+
+
+def expand(spec):
+    """The product of the list-valued axes and the seeds, in a stable order."""
+    values = [spec[field] for field, _, _ in AXES]
+    shown = [i for i, (field, _, single) in enumerate(AXES) if not single or len(spec[field]) > 1]
+    runs = []
+    for combo in itertools.product(*values):
+        for seed in spec["seeds"]:
+            config = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds"}}
+            config.update({key: value for (_, key, _), value in zip(AXES, combo)})
+            config["seed"] = seed
+            parts = [_axis_slug(AXES[i][1], combo[i]) for i in shown]
+            dataset = spec["dataset"]["name"]
+            runs.append(RunSpec(
+                run_id=f"{dataset}/{'__'.join(parts)}/seed_{seed}",
+                cell=" | ".join(label(combo[i]) if isinstance(combo[i], dict | str) else f"{AXES[i][1]}={combo[i]}"
+                                for i in shown),
+                axes={**{key: _axis_label(value) for (_, key, _), value in zip(AXES, combo)}, "seed": seed},
+                config=config,
+            ))
+    return runs
+
+
+def _axis_label(value):
+    return label(value) if isinstance(value, dict | str) else value
+
+
+def _axis_slug(key, value):
+    if isinstance(value, dict | str):
+        return slug(value)
+    return {"learning_rate": "lr", "batch_size": "bs"}[key] + f"{value:g}"

@@ -1,0 +1,104 @@
+"""The catalogue of weight initializers: lookup by name, and a fresh seeded instance per layer.
+
+Names are Keras' snake_case names. `INITIALIZERS` is importable without TensorFlow (spec
+validation uses it); `get` imports Keras.
+
+Keras 3 pitfall: an initializer built with `seed=None` draws its seed once, when constructed, so
+one instance reused for several layers of the same shape gives them identical matrices. `get` is
+therefore called once per layer, with a seed derived from the run seed and the layer index.
+"""
+
+import numpy as np
+
+from initializers.registry import Entry, Registry, label, slug
+
+_VS = "https://arxiv.org/abs/1502.01852"
+INITIALIZERS = Registry(
+    "initializer",
+    {
+        "random_normal": Entry({"mean": 0.0, "stddev": 0.05}, positive=("stddev",)),
+        "random_uniform": Entry({"minval": -0.05, "maxval": 0.05}),
+        "zeros": Entry(),
+        "ones": Entry(),
+        "glorot_normal": Entry(note="Reference: https://proceedings.mlr.press/v9/glorot10a.html"),
+        "he_normal": Entry(note=f"Reference: {_VS}"),
+        "glorot_uniform": Entry(note="Reference: https://proceedings.mlr.press/v9/glorot10a.html"),
+        "he_uniform": Entry(note=f"Reference: {_VS}"),
+        "lecun_normal": Entry(note="Reference: https://arxiv.org/abs/1706.02515"),
+        "lecun_uniform": Entry(note="Reference: https://arxiv.org/abs/1706.02515"),
+        "truncated_normal": Entry({"mean": 0.0, "stddev": 0.05}, positive=("stddev",)),
+        "orthogonal": Entry({"gain": 1.0}, note="Reference: https://arxiv.org/abs/1312.6120"),
+        "variance_scaling": Entry(
+            {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
+            choices={
+                "mode": ("fan_in", "fan_out", "fan_avg"),
+                "distribution": ("truncated_normal", "untruncated_normal", "uniform"),
+            },
+            positive=("scale",),
+        ),
+        "constant": Entry({"value": 0.0}),
+    },
+)
+# Initializers that take no seed: they are deterministic.
+UNSEEDED = {"zeros", "ones", "constant"}
+REQUIRED = ("random_normal", "random_uniform", "zeros", "ones", "glorot_normal", "he_normal")
+
+
+def parse(identifier):
+    """Validate an initializer name or `{"name": ..., **params}`; see `Registry.parse`."""
+    spec = INITIALIZERS.parse(identifier)
+    if spec["name"] == "random_uniform":
+        params = INITIALIZERS.resolve(spec)
+        if not params["minval"] < params["maxval"]:
+            raise ValueError(
+                f"initializer 'random_uniform' needs minval < maxval, got {params['minval']} and {params['maxval']}"
+            )
+    return spec
+
+
+def layer_seed(run_seed, layer_index, role="kernel"):
+    """The seed of one layer's kernel or bias initializer, derived from the run seed."""
+    entropy = [int(run_seed), int(layer_index), 0 if role == "kernel" else 1]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2**31 - 1))
+
+
+def _keras_classes():
+    from keras import initializers as k
+
+    return {
+        "random_normal": k.RandomNormal,
+        "random_uniform": k.RandomUniform,
+        "zeros": k.Zeros,
+        "ones": k.Ones,
+        "glorot_normal": k.GlorotNormal,
+        "he_normal": k.HeNormal,
+        "glorot_uniform": k.GlorotUniform,
+        "he_uniform": k.HeUniform,
+        "lecun_normal": k.LecunNormal,
+        "lecun_uniform": k.LecunUniform,
+        "truncated_normal": k.TruncatedNormal,
+        "orthogonal": k.Orthogonal,
+        "variance_scaling": k.VarianceScaling,
+        "constant": k.Constant,
+    }
+
+
+def get(identifier, seed=None):
+    """A new Keras initializer.
+
+    Args:
+        identifier: a name, a `{"name": ..., **params}` dict, or a callable (returned as is).
+        seed: the seed for a random initializer; ignored by zeros, ones and constant.
+    Returns:
+        a fresh `keras.initializers.Initializer` (never a shared instance).
+    """
+    if callable(identifier):
+        return identifier
+    spec = parse(identifier)
+    params = {k: v for k, v in spec.items() if k != "name"}
+    if spec["name"] not in UNSEEDED:
+        params["seed"] = seed
+    return _keras_classes()[spec["name"]](**params)
+
+
+__all__ = ["INITIALIZERS", "REQUIRED", "get", "label", "layer_seed", "parse", "slug"]

@@ -1,0 +1,138 @@
+"""Model builders: uncompiled Keras models whose every weighted layer gets its own seeded
+initializer. They know nothing about experiments.
+
+Layers are named `hidden_<i>` and `output` so diagnostics and reports can refer to them.
+"""
+
+import initializers
+from initializers.registry import Entry, Registry
+from models.activations import ACTIVATIONS
+
+_HIDDEN = ACTIVATIONS.names[:-1]  # softmax is for outputs
+_COMMON = {"l1": 0.0, "l2": 0.0}
+MODELS = Registry(
+    "model",
+    {
+        "mlp": Entry(
+            {"widths": [64, 64], "activation": "relu", "dropout": 0.0, "batch_norm": False, **_COMMON},
+            choices={"activation": _HIDDEN},
+            unit_interval=("dropout",),
+            note="multi-layer perceptron; widths lists the hidden layers",
+        ),
+        "linear": Entry(dict(_COMMON), note="no hidden layer: linear/logistic regression, the perceptron"),
+        "cnn": Entry(
+            {"filters": [8, 16], "kernel_size": 3, "widths": [32], "activation": "relu", "dropout": 0.0, **_COMMON},
+            choices={"activation": _HIDDEN},
+            positive=("kernel_size",),
+            unit_interval=("dropout",),
+            note="small CNN for image-shaped data (conv + 2x2 max-pool per filter count, then dense)",
+        ),
+    },
+)
+
+
+class _Layers:
+    """Hands out weighted layers numbered in order, each with fresh seeded initializers."""
+
+    def __init__(self, kernel_initializer, bias_initializer, seed, l1, l2):
+        import keras
+
+        self.keras = keras
+        self.kernel, self.bias, self.seed = kernel_initializer, bias_initializer, seed
+        self.regularizer = keras.regularizers.L1L2(l1, l2) if l1 or l2 else None
+        self.index = 0
+
+    def _initializers(self):
+        i = self.index
+        self.index += 1
+        return {
+            "kernel_initializer": initializers.get(self.kernel, initializers.layer_seed(self.seed, i, "kernel")),
+            "bias_initializer": initializers.get(self.bias, initializers.layer_seed(self.seed, i, "bias")),
+            "kernel_regularizer": self.regularizer,
+        }
+
+    def dense(self, units, activation, name):
+        return self.keras.layers.Dense(units, activation=activation, name=name, **self._initializers())
+
+    def conv(self, filters, kernel_size, activation, name):
+        return self.keras.layers.Conv2D(
+            filters, kernel_size, padding="same", activation=activation, name=name, **self._initializers()
+        )
+
+
+def _activation(name):
+    from models.activations import get
+
+    return get(name)
+
+
+def build_mlp(input_shape, head, *, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+              seed=0, widths=(64, 64), activation="relu", dropout=0.0, batch_norm=False, l1=0.0, l2=0.0):
+    """A multi-layer perceptron; image-shaped inputs are flattened.
+
+    Args:
+        input_shape: shape of one example.
+        head: a `models.losses.Head` (output units and activation).
+        kernel_initializer, bias_initializer: initializer names or `{"name", **params}` dicts.
+        seed: the run seed; each layer's initializers are seeded from it and the layer index.
+    Returns:
+        an uncompiled `keras.Sequential`.
+    """
+    import keras
+
+    layers = _Layers(kernel_initializer, bias_initializer, seed, l1, l2)
+    stack = [keras.Input(tuple(input_shape))]
+    if len(input_shape) > 1:
+        stack.append(keras.layers.Flatten())
+    for i, width in enumerate(widths):
+        if batch_norm:
+            # normalise the pre-activations, so the activation comes after the norm
+            stack += [layers.dense(width, None, f"hidden_{i}"), keras.layers.BatchNormalization(),
+                      keras.layers.Activation(_activation(activation))]
+        else:
+            stack.append(layers.dense(width, _activation(activation), f"hidden_{i}"))
+        if dropout:
+            stack.append(keras.layers.Dropout(dropout, seed=seed))
+    stack.append(layers.dense(head.units, _activation(head.activation), "output"))
+    return keras.Sequential(stack, name="mlp")
+
+
+def build_linear(input_shape, head, *, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 seed=0, l1=0.0, l2=0.0):
+    """No hidden layer: linear regression, logistic/softmax regression, the perceptron."""
+    return build_mlp(input_shape, head, kernel_initializer=kernel_initializer,
+                     bias_initializer=bias_initializer, seed=seed, widths=(), l1=l1, l2=l2)
+
+
+def build_cnn(input_shape, head, *, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+              seed=0, filters=(8, 16), kernel_size=3, widths=(32,), activation="relu", dropout=0.0,
+              l1=0.0, l2=0.0):
+    """A small CNN for (height, width, channels) inputs: per filter count a same-padded
+    convolution and a 2x2 max-pool, then dense layers and the head."""
+    import keras
+
+    if len(input_shape) != 3:
+        raise ValueError(f"model 'cnn' needs image-shaped inputs (height, width, channels), got {tuple(input_shape)}")
+    layers = _Layers(kernel_initializer, bias_initializer, seed, l1, l2)
+    stack = [keras.Input(tuple(input_shape))]
+    for i, n in enumerate(filters):
+        stack += [layers.conv(n, kernel_size, _activation(activation), f"hidden_{i}"),
+                  keras.layers.MaxPooling2D(2, padding="same")]
+    stack.append(keras.layers.Flatten())
+    for width in widths:
+        stack.append(layers.dense(width, _activation(activation), f"hidden_{layers.index}"))
+        if dropout:
+            stack.append(keras.layers.Dropout(dropout, seed=seed))
+    stack.append(layers.dense(head.units, _activation(head.activation), "output"))
+    return keras.Sequential(stack, name="cnn")
+
+
+BUILDERS = {"mlp": build_mlp, "linear": build_linear, "cnn": build_cnn}
+
+
+def build(model, input_shape, head, kernel_initializer, bias_initializer="zeros", seed=0):
+    """Build a catalogue model from its spec (`"mlp"` or `{"name": "mlp", **options}`)."""
+    spec = MODELS.parse(model)
+    options = {k: v for k, v in spec.items() if k != "name"}
+    return BUILDERS[spec["name"]](input_shape, head, kernel_initializer=kernel_initializer,
+                                  bias_initializer=bias_initializer, seed=seed, **options)

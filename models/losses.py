@@ -1,0 +1,129 @@
+"""Losses, the tasks they apply to, and the output head and target encoding each one needs.
+
+The catalogue metadata imports no TensorFlow; `get`, `build_metrics` do.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from initializers.registry import Entry, Registry
+
+TASKS = ("binary", "multiclass", "regression")
+CLASSIFICATION = ("binary", "multiclass")
+
+LOSSES = Registry(
+    "loss",
+    {
+        "mean_squared_error": Entry(note="all tasks; on classification: softmax/sigmoid outputs, one-hot targets"),
+        "mean_absolute_error": Entry(note="all tasks; on classification: softmax/sigmoid outputs, one-hot targets"),
+        "huber": Entry(
+            {"delta": 1.0},
+            positive=("delta",),
+            note="all tasks; Reference: https://doi.org/10.1214/aoms/1177703732",
+        ),
+        "binary_crossentropy": Entry(note="binary tasks; one sigmoid output"),
+        "categorical_crossentropy": Entry(note="binary and multiclass tasks; softmax outputs, integer labels accepted"),
+    },
+)
+LOSS_TASKS = {
+    "mean_squared_error": TASKS,
+    "mean_absolute_error": TASKS,
+    "huber": TASKS,
+    "binary_crossentropy": ("binary",),
+    "categorical_crossentropy": CLASSIFICATION,
+}
+
+# Metrics a spec may ask for, and the tasks where they make sense.
+METRICS = {
+    "accuracy": CLASSIFICATION,
+    "auc": ("binary",),
+    "mean_absolute_error": ("regression",),
+    "mean_squared_error": ("regression",),
+    "root_mean_squared_error": ("regression",),
+}
+DEFAULT_METRICS = {
+    "binary": ["accuracy"],
+    "multiclass": ["accuracy"],
+    "regression": ["mean_absolute_error", "root_mean_squared_error"],
+}
+
+
+def greater_is_better(metric):
+    """True for accuracy-like metrics, False for losses and errors (`val_` prefix allowed)."""
+    return metric.removeprefix("val_").removeprefix("test_") in ("accuracy", "auc")
+
+
+def check_loss(loss, task):
+    """Raise a one-line ValueError when a loss cannot apply to a task."""
+    name = LOSSES.parse(loss)["name"]
+    if task not in LOSS_TASKS[name]:
+        hint = " or ".join(n for n, tasks in LOSS_TASKS.items() if task in tasks)
+        raise ValueError(f"loss '{name}' does not apply to a {task} task; use {hint}")
+
+
+@dataclass(frozen=True)
+class Head:
+    """The output layer a (task, loss) pair needs, and how targets are encoded for it."""
+
+    units: int
+    activation: str  # linear | sigmoid | softmax
+    target: str  # value | binary | one_hot
+
+
+def head_for(task, loss, n_classes=0, n_targets=1):
+    """The output head for a loss on a task.
+
+    MSE, MAE and Huber on a classification task train on softmax (sigmoid for two classes)
+    outputs against one-hot (0/1) targets, as in the classic handwritten-digits example.
+    """
+    check_loss(loss, task)
+    name = LOSSES.parse(loss)["name"]
+    if task == "regression":
+        return Head(n_targets, "linear", "value")
+    if task == "binary" and name != "categorical_crossentropy":
+        return Head(1, "sigmoid", "binary")
+    return Head(n_classes, "softmax", "one_hot")
+
+
+def encode_targets(y, head):
+    """Targets as the head expects them: integer labels become one-hot or 0/1 columns."""
+    y = np.asarray(y)
+    if head.target == "one_hot":
+        return np.eye(head.units, dtype="float32")[y.astype(int)]
+    return y.astype("float32").reshape(len(y), -1)
+
+
+def get(identifier):
+    """A new Keras loss object for a name or `{"name": ..., **params}`."""
+    import keras
+
+    spec = LOSSES.parse(identifier)
+    params = {k: v for k, v in spec.items() if k != "name"}
+    classes = {
+        "mean_squared_error": keras.losses.MeanSquaredError,
+        "mean_absolute_error": keras.losses.MeanAbsoluteError,
+        "huber": keras.losses.Huber,
+        "binary_crossentropy": keras.losses.BinaryCrossentropy,
+        "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
+    }
+    return classes[spec["name"]](**params)
+
+
+def build_metrics(names, head):
+    """Keras metric objects named as in `names`, matched to the head's target encoding."""
+    import keras
+
+    accuracy = {
+        "one_hot": keras.metrics.CategoricalAccuracy,
+        "binary": keras.metrics.BinaryAccuracy,
+    }
+    classes = {
+        "auc": keras.metrics.AUC,
+        "mean_absolute_error": keras.metrics.MeanAbsoluteError,
+        "mean_squared_error": keras.metrics.MeanSquaredError,
+        "root_mean_squared_error": keras.metrics.RootMeanSquaredError,
+    }
+    return [
+        accuracy[head.target](name=n) if n == "accuracy" else classes[n](name=n) for n in names
+    ]

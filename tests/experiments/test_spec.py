@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from experiments.spec import SpecError, apply_overrides, expand, load_config, parse_value, validate
+
+CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments", "configs").glob("**/*.toml"))
+STANDARD_SETS = ["epochs=1", "seeds=[0]", "initializers=['he_normal','zeros']"]
+
+
+def test_configs_are_shipped():
+    assert {p.name for p in CONFIGS} >= {"digits_init_x_loss.toml", "breast_cancer_losses.toml",
+                                         "regression_outliers_losses.toml"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_shipped_config_is_documented_and_takes_the_standard_overrides(path):
+    config = load_config(path)
+    doc = config["description"]
+    for needed in ("Purpose", "Run:", "Expected runtime", "Expected outcome"):
+        assert needed in doc, f"{path.name} docstring lacks {needed!r}"
+    spec, _ = validate(apply_overrides(config, STANDARD_SETS))
+    runs = expand(spec)
+    assert spec["epochs"] == 1 and {r.axes["seed"] for r in runs} == {0}
+    assert len(runs) == 2 * len(spec["losses"])
+
+
+def test_digits_default_grid_is_the_issue_grid():
+    spec, data = validate(load_config(CONFIGS[[p.stem for p in CONFIGS].index("digits_init_x_loss")]))
+    runs = expand(spec)
+    assert len(runs) == 6 * 3 * 3 and data.name == "digits"
+    assert len({r.run_id for r in runs}) == len(runs)
+    assert runs[0].run_id == "digits/random_normal__mean_squared_error/seed_0"
+
+
+def test_list_valued_axes_span_the_grid(config_file):
+    config = apply_overrides(load_config(config_file()), ["learning_rate=[0.01, 0.1]", "batch_size=[8, 16]"])
+    spec, _ = validate(config)
+    runs = expand(spec)
+    assert len(runs) == 2 * 2 * 2 * 2 * 2
+    assert runs[0].run_id == "moons/he_normal__binary_crossentropy__lr0.01__bs8/seed_0"
+    assert runs[0].config["learning_rate"] == 0.01 and runs[0].axes["batch_size"] == 8
+
+
+def test_parse_value():
+    assert parse_value("1") == 1 and parse_value("[0, 1]") == [0, 1] and parse_value("sgd") == "sgd"
+    assert parse_value("true") is True and parse_value("{'name': 'huber', 'delta': 0.5}")["delta"] == 0.5
+
+
+def test_dotted_overrides_turn_a_name_into_a_table(config_file):
+    config = apply_overrides(load_config(config_file()), ["dataset.noise=0.3", "model.widths=[4, 4]"])
+    assert config["dataset"] == {"name": "moons", "n_samples": 80, "noise": 0.3}
+    assert config["model"]["widths"] == [4, 4]
+
+
+def test_validation_reports_every_problem_at_once(config_file):
+    config = apply_overrides(load_config(config_file()), [
+        "initializers=['he_normal', 'glorot']", "batch_size=0", "learning_rate=-1.0", "losses=['huber', 'hinge']"])
+    with pytest.raises(SpecError) as caught:
+        validate(config)
+    problems = caught.value.problems
+    assert len(problems) == 4
+    assert any("'glorot'" in p for p in problems) and any("'hinge'" in p for p in problems)
