@@ -153,7 +153,8 @@ def _csv(options):
     target = options["target"]
     if target not in frame.columns:
         raise ValueError(
-            f"dataset 'csv': no target column {target!r} in {str(path)!r}; columns: {', '.join(map(str, frame.columns))}"
+            f"dataset 'csv': no target column {target!r} in {str(path)!r}; "
+            f"columns: {', '.join(map(str, frame.columns))}"
         )
     features = frame.drop(columns=[target])
     text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
@@ -161,7 +162,9 @@ def _csv(options):
         raise ValueError(f"dataset 'csv': feature columns {text} are not numeric; encode them as numbers first")
     missing = [c for c in frame.columns if frame[c].isna().any()]
     if missing:
-        raise ValueError(f"dataset 'csv': NaN or empty cells in columns {missing} of {str(path)!r}; drop or impute them first")
+        raise ValueError(
+            f"dataset 'csv': NaN or empty cells in columns {missing} of {str(path)!r}; drop or impute them first"
+        )
     return features.to_numpy(dtype="float64"), frame[target].to_numpy(), options["task"], None
 
 

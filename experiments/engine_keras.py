@@ -68,7 +68,10 @@ def train_runs(jobs, data):
         the list of result dicts, in order.
     """
     import keras
+    import tensorflow as tf
 
+    # a new model per run retraces by design; TF's warning about it is noise here
+    tf.get_logger().setLevel("ERROR")
     results = []
     for run, recorder in jobs:
         started = time.perf_counter()

@@ -33,7 +33,7 @@ def _plot_curves(epochs, axes, metric, path):
     losses = list(dict.fromkeys(epochs["loss"]))
     others = [a for a in axes if a != "loss"]
     fig, panels = plt.subplots(1, len(losses), figsize=(5 * len(losses), 4), squeeze=False, sharey=True)
-    for panel, loss in zip(panels[0], losses):
+    for panel, loss in zip(panels[0], losses, strict=True):
         part = epochs[epochs["loss"] == loss]
         for key, cell in part.groupby(others, sort=False):
             stats = cell.groupby("epoch")[metric].agg(["mean", "std"]).fillna({"std": 0.0})

@@ -37,7 +37,10 @@ def run_experiment(spec, dataset, output=".", overwrite=False, progress=True):
     exp_dir = experiment_dir(output, spec["name"])
     runs = expand(spec)
     rundir.write_json(exp_dir / "experiment.json", {
-        "spec": spec, "runs": [{"run_id": r.run_id, "cell": r.cell, **r.axes} for r in runs], "dataset": dataset.summary(), "environment": describe(),
+        "spec": spec,
+        "runs": [{"run_id": r.run_id, "cell": r.cell, **r.axes} for r in runs],
+        "dataset": dataset.summary(),
+        "environment": describe(),
     })
     todo = [r for r in runs if overwrite or not rundir.is_finished(exp_dir / r.run_id, r.config)]
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", disable=not progress,

@@ -156,8 +156,8 @@ def validate(config):
         if not values:
             problems.append(f"{field} must not be empty")
         spec[field] = [_check(problems, parse, v) for v in values]
-    spec["learning_rate"] = [_check(problems, _number, "learning_rate", v, float) for v in _as_list(spec["learning_rate"])]
-    spec["batch_size"] = [_check(problems, _number, "batch_size", v, int) for v in _as_list(spec["batch_size"])]
+    for field, kind in (("learning_rate", float), ("batch_size", int)):
+        spec[field] = [_check(problems, _number, field, v, kind) for v in _as_list(spec[field])]
     _check(problems, _number, "epochs", spec["epochs"], int)
     seeds = spec["seeds"]
     if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
@@ -236,7 +236,7 @@ def expand(spec):
     for combo in itertools.product(*values):
         for seed in spec["seeds"]:
             config = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds"}}
-            config.update({key: value for (_, key, _), value in zip(AXES, combo)})
+            config.update({key: value for (_, key, _), value in zip(AXES, combo, strict=True)})
             config["seed"] = seed
             parts = [_axis_slug(AXES[i][1], combo[i]) for i in shown]
             dataset = spec["dataset"]["name"]
@@ -244,7 +244,7 @@ def expand(spec):
                 run_id=f"{dataset}/{'__'.join(parts)}/seed_{seed}",
                 cell=" | ".join(label(combo[i]) if isinstance(combo[i], dict | str) else f"{AXES[i][1]}={combo[i]}"
                                 for i in shown),
-                axes={**{key: _axis_label(value) for (_, key, _), value in zip(AXES, combo)}, "seed": seed},
+                axes={**{key: _axis_label(v) for (_, key, _), v in zip(AXES, combo, strict=True)}, "seed": seed},
                 config=config,
             ))
     return runs

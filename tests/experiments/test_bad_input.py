@@ -45,7 +45,8 @@ CASES = {
     "unknown optimizer": (["optimizer=adamax"], "'adamax'; valid names: sgd"),
     "unknown activation": (["model.activation=relu6"], "valid values: linear, sigmoid"),
     "cross-entropy on regression": (["dataset=diabetes", "losses=['categorical_crossentropy']",
-                                     "thresholds={}"], "loss 'categorical_crossentropy' does not apply to a regression"),
+                                     "thresholds={}"],
+                                    "loss 'categorical_crossentropy' does not apply to a regression"),
     "binary cross-entropy on multiclass": (["dataset=iris", "losses=['binary_crossentropy']"],
                                            "loss 'binary_crossentropy' does not apply to a multiclass task"),
     "cnn on tabular data": (["model=cnn"], "model 'cnn' needs image-shaped data"),
@@ -84,7 +85,8 @@ def test_bad_value(config_file, output, capsys, sets, message):
 def test_missing_target_column_and_nan_in_csv(config_file, output, capsys, tmp_path):
     before = _snapshot(output)
     good, bad = _csv(tmp_path), _csv(tmp_path, nan=True)
-    code = main(["validate", str(config_file()), "--set", f"dataset={{'name': 'csv', 'path': {good!r}, 'target': 'y'}}"])
+    code = main(["validate", str(config_file()),
+                 "--set", f"dataset={{'name': 'csv', 'path': {good!r}, 'target': 'y'}}"])
     assert code == 2 and "no target column 'y'" in capsys.readouterr().err
     code = main(["run", str(config_file()), "--output", str(output),
                  "--set", f"dataset={{'name': 'csv', 'path': {bad!r}, 'target': 'label'}}"])
