@@ -142,7 +142,7 @@ class RunRecorder:
 def _hparams(run):
     """HParams of a run: every axis (labels as strings) plus the fixed model and dataset names."""
     config = run.config
-    values = {k: v for k, v in run.axes.items()}
+    values = dict(run.axes)
     values.update(dataset=config["dataset"]["name"], model=config["model"]["name"], epochs=config["epochs"])
     return values
 

@@ -94,6 +94,8 @@ def apply_overrides(config, assignments):
             config[key] = parse_value(text)
         elif head not in ("dataset", "model", "early_stopping", "thresholds", "bias_initializer", "optimizer"):
             problems.append(f"--set {key!r}: {head!r} is not a table; set it as {head}=value")
+        elif isinstance(config.get(head), list):
+            problems.append(f"--set {key!r}: {head!r} is a list here; set the whole list as {head}=[...]")
         else:
             table = config.get(head, DEFAULTS[head])
             table = {"name": table} if isinstance(table, str) else dict(table or {})
@@ -118,7 +120,7 @@ def _check(problems, fn, *args):
 
 
 def _number(field, value, kind, minimum_exclusive=0):
-    ok = isinstance(value, kind) and not isinstance(value, bool)
+    ok = isinstance(value, int if kind is int else int | float) and not isinstance(value, bool)
     if not ok or not value > minimum_exclusive:
         what = "an integer" if kind is int else "a number"
         raise ValueError(f"{field} must be {what} > {minimum_exclusive}, got {value!r}")
@@ -235,7 +237,8 @@ def expand(spec):
     runs = []
     for combo in itertools.product(*values):
         for seed in spec["seeds"]:
-            config = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds"}}
+            # the description is documentation: editing it must not make finished runs stale
+            config = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds", "description"}}
             config.update({key: value for (_, key, _), value in zip(AXES, combo, strict=True)})
             config["seed"] = seed
             parts = [_axis_slug(AXES[i][1], combo[i]) for i in shown]

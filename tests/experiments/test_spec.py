@@ -61,3 +61,16 @@ def test_validation_reports_every_problem_at_once(config_file):
     problems = caught.value.problems
     assert len(problems) == 4
     assert any("'glorot'" in p for p in problems) and any("'hinge'" in p for p in problems)
+
+
+def test_integer_learning_rate_and_list_tables(config_file):
+    spec, _ = validate(apply_overrides(load_config(config_file()), ["learning_rate=1"]))
+    assert spec["learning_rate"] == [1]
+    with pytest.raises(SpecError, match="'optimizer' is a list here"):
+        apply_overrides(load_config(config_file(optimizer=["adam", "sgd"])), ["optimizer.momentum=0.9"])
+
+
+def test_editing_the_description_keeps_runs_the_same(config_file):
+    a = expand(validate(load_config(config_file(description="one")))[0])
+    b = expand(validate(load_config(config_file(description="two")))[0])
+    assert [r.config for r in a] == [r.config for r in b] and "description" not in a[0].config
