@@ -69,6 +69,8 @@ def summarize_cells(runs, metric):
         if status not in table:
             table[status] = 0
     table["n"] = table["n"].fillna(0).astype(int)
+    table = table[["mean", "std", "n", "ok", "diverged", "failed", "unfinished", *[c for c in table if
+                                                                                     c.startswith("mean_")]]]
     ascending = not greater_is_better(metric)
     return table.reset_index().sort_values("mean", ascending=ascending, na_position="last").reset_index(drop=True)
 

@@ -141,3 +141,15 @@ def test_same_seed_same_history(tmp_path):
     a, b = (pd.read_csv(d / "moons" / "he_normal__binary_crossentropy" / "seed_3" / "history.csv")
             for d in (first, second))
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_early_stopping_ends_a_run_and_the_cnn_trains_on_digits(tmp_path):
+    exp_dir, _, _ = _run(tmp_path / "es", initializers=["he_normal"], losses=["binary_crossentropy"], seeds=[0],
+                         epochs=6, early_stopping={"monitor": "val_loss", "patience": 1, "min_delta": 10.0})
+    runs, _ = load_tables(exp_dir)
+    assert list(runs["epochs_run"]) == [2]  # no epoch can improve val_loss by 10: stop after patience 1
+    exp_dir, _, _ = _run(tmp_path / "cnn", dataset="digits", model={"name": "cnn", "filters": [8], "widths": [16]},
+                         initializers=["he_normal"], losses=["categorical_crossentropy"], seeds=[0], epochs=3,
+                         thresholds={})
+    runs, _ = load_tables(exp_dir)
+    assert list(runs["status"]) == ["ok"] and runs["test_accuracy"].iloc[0] > 0.5  # chance is 0.1
