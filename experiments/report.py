@@ -22,14 +22,19 @@ def _cell_name(row, axes):
     return " | ".join(str(row[a]) for a in axes)
 
 
-def _plot_curves(epochs, axes, metric, path):
-    """Validation `metric` per epoch: a panel per loss, a line (mean) and band (+- std) per cell."""
+def _pyplot():
+    """pyplot on the file-only Agg backend (no display on these machines)."""
     import matplotlib
-    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot_curves(epochs, axes, metric, path):
+    """Validation `metric` per epoch: a panel per loss, a line (mean) and band (+- std) per cell."""
+    plt = _pyplot()
     losses = list(dict.fromkeys(epochs["loss"]))
     others = [a for a in axes if a != "loss"]
     fig, panels = plt.subplots(1, len(losses), figsize=(5 * len(losses), 4), squeeze=False, sharey=True)
@@ -43,7 +48,7 @@ def _plot_curves(epochs, axes, metric, path):
                                color=line.get_color(), alpha=0.2)
         panel.set_title(loss)
         panel.set_xlabel("epoch")
-        panel.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        panel.xaxis.get_major_locator().set_params(integer=True)
         panel.grid(alpha=0.3)
     panels[0][0].set_ylabel(f"{metric} (mean +- std over seeds)")
     panels[0][-1].legend(fontsize=7, loc="best")
@@ -54,11 +59,7 @@ def _plot_curves(epochs, axes, metric, path):
 
 def _plot_heatmap(cells, axes, metric, path):
     """Mean test `metric` per cell: rows are the non-loss axes, columns the losses."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     others = [a for a in axes if a != "loss"]
     grid = cells.assign(row=[_cell_name(r, others) for _, r in cells.iterrows()]).pivot_table(
         index="row", columns="loss", values="mean", sort=False, dropna=False)

@@ -9,6 +9,7 @@ from experiments.rundir import HISTORY, RESULT, read_json
 from models.losses import greater_is_better
 
 AXES = ("initializer", "loss", "optimizer", "learning_rate", "batch_size")
+STATUSES = ("ok", "diverged", "failed", "unfinished")  # a run's status, or not finished yet
 
 
 def load_experiment(exp_dir):
@@ -59,18 +60,13 @@ def summarize_cells(runs, metric):
     ok = runs[runs["status"] == "ok"]
     values = ok[metric] if metric in ok else pd.Series(dtype=float, index=ok.index)
     stats = values.groupby([ok[a] for a in axes]).agg(["mean", "std", "count"]).rename(columns={"count": "n"})
-    counts = pd.crosstab([runs[a] for a in axes], runs["status"])
-    table = counts.join(stats, how="left")
+    counts = pd.crosstab([runs[a] for a in axes], runs["status"]).reindex(columns=STATUSES, fill_value=0)
+    table = stats.join(counts, how="right")
     # runs that never reach a threshold count as missing, so this is the mean over those that did
     reach = [c for c in runs if c.startswith("epochs_to_")]
     if reach:
         table = table.join(ok.groupby(axes)[reach].mean().add_prefix("mean_"), how="left")
-    for status in ("ok", "diverged", "failed", "unfinished"):
-        if status not in table:
-            table[status] = 0
     table["n"] = table["n"].fillna(0).astype(int)
-    table = table[["mean", "std", "n", "ok", "diverged", "failed", "unfinished", *[c for c in table if
-                                                                                     c.startswith("mean_")]]]
     ascending = not greater_is_better(metric)
     return table.reset_index().sort_values("mean", ascending=ascending, na_position="last").reset_index(drop=True)
 

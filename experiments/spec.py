@@ -234,27 +234,30 @@ def expand(spec):
     """The product of the list-valued axes and the seeds, in a stable order."""
     values = [spec[field] for field, _, _ in AXES]
     shown = [i for i, (field, _, single) in enumerate(AXES) if not single or len(spec[field]) > 1]
+    # the description is documentation: editing it must not make finished runs stale
+    shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds", "description"}}
+    dataset = spec["dataset"]["name"]
     runs = []
     for combo in itertools.product(*values):
+        axes = {key: value for (_, key, _), value in zip(AXES, combo, strict=True)}
+        cell_slug = "__".join(_axis_slug(AXES[i][1], combo[i]) for i in shown)
+        cell = " | ".join(_cell_part(AXES[i][1], combo[i]) for i in shown)
         for seed in spec["seeds"]:
-            # the description is documentation: editing it must not make finished runs stale
-            config = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds", "description"}}
-            config.update({key: value for (_, key, _), value in zip(AXES, combo, strict=True)})
-            config["seed"] = seed
-            parts = [_axis_slug(AXES[i][1], combo[i]) for i in shown]
-            dataset = spec["dataset"]["name"]
             runs.append(RunSpec(
-                run_id=f"{dataset}/{'__'.join(parts)}/seed_{seed}",
-                cell=" | ".join(label(combo[i]) if isinstance(combo[i], dict | str) else f"{AXES[i][1]}={combo[i]}"
-                                for i in shown),
-                axes={**{key: _axis_label(v) for (_, key, _), v in zip(AXES, combo, strict=True)}, "seed": seed},
-                config=config,
+                run_id=f"{dataset}/{cell_slug}/seed_{seed}",
+                cell=cell,
+                axes={**{key: _axis_label(v) for key, v in axes.items()}, "seed": seed},
+                config={**shared, **axes, "seed": seed},
             ))
     return runs
 
 
 def _axis_label(value):
     return label(value) if isinstance(value, dict | str) else value
+
+
+def _cell_part(key, value):
+    return label(value) if isinstance(value, dict | str) else f"{key}={value}"
 
 
 def _axis_slug(key, value):
