@@ -10,7 +10,10 @@ DEFAULT_CONFIGS := experiments/configs/digits_init_x_loss.toml \
                    experiments/configs/breast_cancer_losses.toml \
                    experiments/configs/regression_outliers_losses.toml
 
-.PHONY: install run experiment report tensorboard test lint clean distclean
+# make bench [SEEDS="1 3 10"]: the benchmark scripts (seed counts of the default digits grid)
+SEEDS ?= 3
+
+.PHONY: install run experiment report tensorboard test bench lint clean distclean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +40,9 @@ tensorboard: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m experiments.benchmarks.engines --seeds $(SEEDS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check experiments models initializers tests

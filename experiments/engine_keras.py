@@ -1,4 +1,5 @@
-"""The reference engine: one Keras `fit` per run, exactly as a user would write it.
+"""The reference engine: one Keras `fit` per run, as a user would write it, except that the
+mini-batches come in the run's own order (`training.epoch_orders`) rather than Keras' shuffle.
 
 Other engines must match its results; every engine reports through `RunRecorder`, so run
 folders, tables, reports and TensorBoard look the same whichever engine trained them.
@@ -6,9 +7,7 @@ folders, tables, reports and TensorBoard look the same whichever engine trained 
 
 import time
 
-# Several steps per graph call cut Python overhead; results are identical to 1 (the batches and
-# updates are the same), only callbacks fire less often within an epoch.
-STEPS_PER_EXECUTION = 32
+from experiments.training import epoch_orders, failure_reason, steps_per_epoch
 
 
 def _record_callback(recorder):
@@ -22,8 +21,22 @@ def _record_callback(recorder):
     return Record()
 
 
-def train_one(run, data, recorder):
-    """Seed, build, compile, fit with validation each epoch, evaluate on test; record it all."""
+def batches(x, y, orders, batch_size):
+    """A tf.data pipeline of every epoch's mini-batches, in the order `orders` (epochs, n) gives."""
+    import tensorflow as tf
+
+    x, y = tf.constant(x), tf.constant(y)
+    per_epoch = tf.data.Dataset.from_tensor_slices(orders)
+    indices = per_epoch.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+    return indices.map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2)
+
+
+def fit_one(run, data, recorder):
+    """Seed, build, compile, fit with validation each epoch, recording every epoch.
+
+    Returns:
+        (the trained model, its output head).
+    """
     import keras
 
     from experiments import optimizers
@@ -32,7 +45,8 @@ def train_one(run, data, recorder):
     from models.losses import get as get_loss
 
     config = run.config
-    keras.utils.set_random_seed(config["seed"])  # python, numpy and TF: shuffling order, dropout
+    steps = steps_per_epoch(len(data.x_train), config["batch_size"])
+    keras.utils.set_random_seed(config["seed"])  # python, numpy and TF: dropout
     head = head_for(data.task, config["loss"], data.n_classes, data.n_targets)
     model = build(config["model"], data.input_shape, head, config["initializer"],
                   config["bias_initializer"], config["seed"])
@@ -40,7 +54,8 @@ def train_one(run, data, recorder):
         optimizer=optimizers.get(config["optimizer"], config["learning_rate"]),
         loss=get_loss(config["loss"]),
         metrics=build_metrics(config["metrics"], head),
-        steps_per_execution=STEPS_PER_EXECUTION,
+        # one graph call per epoch: far less Python overhead, the same batches and updates
+        steps_per_execution=steps,
     )
     callbacks = [_record_callback(recorder)]
     stopping = config["early_stopping"]
@@ -49,12 +64,20 @@ def train_one(run, data, recorder):
             monitor=stopping["monitor"], patience=stopping["patience"], min_delta=stopping["min_delta"],
             restore_best_weights=True,
         ))
+    orders = epoch_orders(config["seed"], config["epochs"], len(data.x_train))
     model.fit(
-        data.x_train, encode_targets(data.y_train, head),
-        validation_data=(data.x_val, encode_targets(data.y_val, head)),
-        batch_size=config["batch_size"], epochs=config["epochs"], shuffle=True, verbose=0,
-        callbacks=callbacks,
+        batches(data.x_train, encode_targets(data.y_train, head), orders, config["batch_size"]),
+        steps_per_epoch=steps, epochs=config["epochs"], shuffle=False, verbose=0, callbacks=callbacks,
+        validation_data=(data.x_val, encode_targets(data.y_val, head)), validation_batch_size=config["batch_size"],
     )
+    return model, head
+
+
+def train_one(run, data, recorder):
+    """Fit, then evaluate on test unless the run diverged: the test metrics, or None."""
+    from models.losses import encode_targets
+
+    model, head = fit_one(run, data, recorder)
     if recorder.diverged:
         return None
     return model.evaluate(data.x_test, encode_targets(data.y_test, head), batch_size=256, verbose=0,
@@ -80,8 +103,7 @@ def train_runs(jobs, data):
             test = train_one(run, data, recorder)
             result = recorder.finish("ok", time.perf_counter() - started, test)
         except Exception as e:  # noqa: BLE001 - a failed run is data; the grid goes on
-            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-            result = recorder.finish("failed", time.perf_counter() - started, reason=reason)
+            result = recorder.finish("failed", time.perf_counter() - started, reason=failure_reason(e))
         keras.backend.clear_session()  # keep graph memory flat over long grids
         results.append(result)
     return results

@@ -1,5 +1,6 @@
 """The environment an experiment ran in: library versions, Python, CPU, and the code's commit."""
 
+import functools
 import os
 import platform
 import subprocess
@@ -29,8 +30,8 @@ def _commit():
         return None
 
 
-def library_versions():
-    """Installed versions of the libraries that shape results (without importing them)."""
+@functools.cache
+def _installed_versions():
     versions = {}
     for name in LIBRARIES:
         try:
@@ -38,6 +39,11 @@ def library_versions():
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def library_versions():
+    """Installed versions of the libraries that shape results (without importing them)."""
+    return dict(_installed_versions())  # a copy: callers may add to it
 
 
 def describe():

@@ -1,9 +1,10 @@
 """A run's directory is its whole record: the resolved config first, then the history as it
-grows, then the result. Every file is written atomically (temp file + rename), so a killed
-process leaves either the old file or the new one.
+grows, then the result. config.json and result.json are written atomically (temp file + rename),
+so a killed process leaves either the old file or the new one; history.csv grows by one appended
+row per epoch (a run without result.json is retrained from scratch, so a torn row never counts).
 
     <experiment dir>/<run_id>/config.json    resolved config of the run
-                              history.csv    one row per epoch, rewritten after each epoch
+                              history.csv    one row per epoch, appended as it ends
                               result.json    status, final/best/test metrics; written last
                               train/ validation/ test/ and events   TensorBoard
 """
@@ -107,7 +108,11 @@ class RunRecorder:
         """Record one epoch's metrics; returns False when the loss is NaN or inf (diverged)."""
         row = {"epoch": len(self.history) + 1, **{k: float(v) for k, v in logs.items()}}
         self.history.append(row)
-        write_rows(self.run_dir / HISTORY, self.history)
+        with open(self.run_dir / HISTORY, "a") as f:
+            writer = csv.DictWriter(f, fieldnames=list(self.history[0]), lineterminator="\n")
+            if row["epoch"] == 1:
+                writer.writeheader()
+            writer.writerow(row)
         self.log.scalars(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
         if not math.isfinite(row["loss"]):
             self.diverged = True

@@ -4,6 +4,7 @@
 """
 
 import math
+import sys
 from pathlib import Path
 
 from experiments import rundir
@@ -12,9 +13,21 @@ from experiments.spec import expand
 
 
 def _engines():
-    from experiments import engine_keras
+    from experiments import engine_keras, engine_vectorized
 
-    return {"keras": engine_keras.train_runs}
+    return {"keras": engine_keras.train_runs, "vectorized": engine_vectorized.train_runs}
+
+
+def resolve_engine(spec):
+    """The engine that will train a spec: vectorized falls back to keras, with a one-line notice."""
+    from experiments.engine_vectorized import unsupported
+
+    reason = spec["engine"] == "vectorized" and unsupported(spec)
+    if reason:
+        print(f"notice: {spec['name']}: the vectorized engine does not support this model ({reason}); "
+              "training with the keras engine", file=sys.stderr)
+        return {**spec, "engine": "keras"}
+    return spec
 
 
 def experiment_dir(output, name):
@@ -34,6 +47,7 @@ def run_experiment(spec, dataset, output=".", overwrite=False, progress=True):
     """
     from tqdm import tqdm
 
+    spec = resolve_engine(spec)
     exp_dir = experiment_dir(output, spec["name"])
     runs = expand(spec)
     rundir.write_json(exp_dir / "experiment.json", {

@@ -35,10 +35,10 @@ DEFAULTS = {
     "early_stopping": {"monitor": "val_loss", "patience": 0, "min_delta": 0.0},
     "metrics": [],
     "thresholds": {},
-    "engine": "keras",
+    "engine": "vectorized",
 }
 REQUIRED = ("dataset", "initializers", "losses")
-ENGINES = ("keras",)
+ENGINES = ("vectorized", "keras")  # vectorized falls back to keras where it cannot train a model
 # Axes in grid order: (spec field, run key, may the field be a single value?)
 AXES = (
     ("initializers", "initializer", False),

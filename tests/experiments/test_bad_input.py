@@ -65,7 +65,7 @@ CASES = {
     "missing csv": (["dataset={'name': 'csv', 'path': '/nonexistent/d.csv', 'target': 'y'}"],
                     "no file at '/nonexistent/d.csv'"),
     "metric for another task": (["metrics=['mean_absolute_error']"], "metric 'mean_absolute_error' does not apply"),
-    "unknown engine": (["engine=jax"], "engine 'jax' is unknown; valid engines: keras"),
+    "unknown engine": (["engine=jax"], "engine 'jax' is unknown; valid engines: vectorized, keras"),
 }
 
 

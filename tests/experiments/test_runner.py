@@ -128,7 +128,7 @@ def test_a_failing_run_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
         return real(run, data, recorder)
 
     monkeypatch.setattr(engine_keras, "train_one", fail_on_seed_1)
-    exp_dir, trained, _ = _run(tmp_path, initializers=["he_normal"], losses=["binary_crossentropy"])
+    exp_dir, trained, _ = _run(tmp_path, initializers=["he_normal"], losses=["binary_crossentropy"], engine="keras")
     runs, _ = load_tables(exp_dir)
     assert trained == 2
     assert dict(zip(runs["seed"], runs["status"], strict=True)) == {0: "ok", 1: "failed"}

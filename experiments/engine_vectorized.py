@@ -1,0 +1,305 @@
+"""The vectorized engine: the runs of a grid that share their training settings train as one
+stacked model (`models.stacked`), each run one member, with results equal to the reference engine.
+
+Runs are grouped by everything that must be shared: the data, batch size, epochs, optimizer and
+learning rate, model shape and output head. Within a group, members differ in initializer, loss
+and seed. Every member sees the mini-batches its run would see alone (`training.epoch_orders`),
+gathered per member, so the groups need not share a seed.
+
+One graph call trains a whole epoch. Each member's loss is the catalogue's Keras loss on its own
+slice; the gradient of their sum is every member's own gradient; the optimizer is a Keras
+optimizer over the stacked weights (element-wise, so per member). A member whose epoch loss is
+NaN or inf is recorded as diverged and masked: its weights stop changing, the others go on. Early
+stopping is Keras' rule, applied per member by the same masking, best weights restored at the end.
+
+Training metrics are accumulated as sums over the epoch (correct counts, error sums, AUC
+confusion counts at Keras' thresholds), which is what Keras' streaming metrics compute.
+"""
+
+import json
+import time
+
+import numpy as np
+
+from experiments.training import epoch_orders, failure_reason
+from models.builders import MODELS
+
+JIT = True
+EVAL_CHUNK = 2048  # examples per evaluation call: bounds memory on large sets
+
+
+def unsupported(spec):
+    """Why this engine cannot train a spec ('' when it can); the runner then uses the reference."""
+    name, model = MODELS.parse(spec["model"])["name"], MODELS.resolve(spec["model"])
+    if name == "cnn":
+        return "model 'cnn' has no stacked version"
+    if model.get("dropout"):
+        return "dropout masks are drawn differently per engine"
+    if model.get("batch_norm"):
+        return "batch_norm has no stacked version"
+    return ""
+
+
+def _group_key(run, head):
+    shared = {k: v for k, v in run.config.items() if k not in ("initializer", "bias_initializer", "loss", "seed")}
+    return json.dumps([shared, [head.units, head.activation, head.target]], sort_keys=True, default=str)
+
+
+def train_runs(jobs, data):
+    """Train `(run, recorder)` jobs group by group; a failing group records its runs as failed."""
+    import keras
+
+    from models import head_for
+
+    groups = {}
+    for run, recorder in jobs:
+        head = head_for(data.task, run.config["loss"], data.n_classes, data.n_targets)
+        groups.setdefault(_group_key(run, head), (head, []))[1].append((run, recorder))
+    results = []
+    for head, members in groups.values():
+        # members with the same loss side by side: one loss call per contiguous slice
+        members.sort(key=lambda job: json.dumps(job[0].config["loss"], sort_keys=True))
+        started = time.perf_counter()
+        for _, recorder in members:
+            recorder.start()
+        try:
+            results += Group(members, data, head).train(started)
+        except Exception as e:  # noqa: BLE001 - a failed group is data; the grid goes on
+            wall = (time.perf_counter() - started) / len(members)
+            results += [recorder.finish("failed", wall, reason=failure_reason(e)) for _, recorder in members]
+        keras.backend.clear_session()
+    return results
+
+
+class Group:
+    """One group's stacked model (`.model`, member m is index m of every weight) and its training loop."""
+
+    def __init__(self, members, data, head):
+        import keras
+        import tensorflow as tf
+
+        from experiments import optimizers
+        from models.losses import encode_targets
+        from models.losses import get as get_loss
+        from models.stacked import build_stacked_mlp
+
+        self.tf, self.members, self.head = tf, members, head
+        self.config = config = members[0][0].config
+        self.size = len(members)
+        flat = {split: getattr(data, f"x_{split}").reshape(len(getattr(data, f"x_{split}")), -1).astype("float32")
+                for split in ("train", "val", "test")}
+        self.x = {split: tf.constant(v) for split, v in flat.items()}
+        self.y = {split: tf.constant(encode_targets(getattr(data, f"y_{split}"), head))
+                  for split in ("train", "val", "test")}
+        options = MODELS.resolve(config["model"])
+        self.model = build_stacked_mlp(
+            [(r.config["initializer"], r.config["bias_initializer"], r.config["seed"]) for r, _ in members],
+            flat["train"].shape[1], head, widths=options.get("widths", ()), activation=options.get("activation"),
+            l1=options["l1"], l2=options["l2"],
+        )
+        self.variables = self.model.trainable_variables
+        self.optimizer = optimizers.get(config["optimizer"], config["learning_rate"])
+        self.optimizer.build(self.variables)
+        # contiguous (start, stop, loss) slices; reduction=None keeps one loss per example
+        self.slices, start = [], 0
+        for i, (run, _) in enumerate(members + [(None, None)]):
+            if i == self.size or (i and run.config["loss"] != members[i - 1][0].config["loss"]):
+                loss = get_loss(members[start][0].config["loss"])
+                loss.reduction = None
+                self.slices.append((start, i, loss))
+                start = i
+        self.metrics = config["metrics"]
+        self.thresholds = np.asarray(keras.metrics.AUC().thresholds, dtype="float32") if "auc" in self.metrics else None
+        self.n_stats = sum(4 * len(self.thresholds) if m == "auc" else 1 for m in self.metrics)
+        self.active = tf.Variable(np.ones(self.size, dtype=bool), trainable=False)
+        # XLA compiles the full-batch epoch loop (the bulk of the work, several times faster);
+        # the remainder batch and evaluation run unjitted: each XLA compile costs about a second
+        steps = tf.TensorSpec((self.size, None, None), tf.int32)
+        self.train_full = tf.function(self._train_steps, autograph=False, jit_compile=JIT, input_signature=[steps])
+        self.train_rest = tf.function(self._train_steps, autograph=False, input_signature=[steps])
+        self.evaluate_chunk = tf.function(self._evaluate_chunk, autograph=False, input_signature=[
+            tf.TensorSpec((None, flat["train"].shape[1]), tf.float32), tf.TensorSpec((None, head.units), tf.float32)])
+
+    # -- graph functions -------------------------------------------------------------------
+
+    def _outputs(self, logits):
+        """The head's outputs per loss slice; activation after slicing keeps Keras' logits trick."""
+        from models.activations import get as get_activation
+
+        head_activation = get_activation(self.head.activation)
+        return [head_activation(logits[a:b]) for a, b, _ in self.slices]
+
+    def _losses(self, y, outputs):
+        """Each member's mean loss on its batch plus its weight penalty, as Keras computes it: (M,)."""
+        tf = self.tf
+        per_member = [tf.reduce_mean(loss(y[a:b], out), axis=1) for (a, b, loss), out in zip(self.slices, outputs,
+                                                                                             strict=True)]
+        return tf.concat(per_member, axis=0) + self.model.penalty()
+
+    def _stats(self, y, p):
+        """Per-member sums over the batch from which every metric follows: (M, k)."""
+        tf = self.tf
+        columns = []
+        for name in self.metrics:
+            if name == "accuracy" and self.head.target == "one_hot":
+                hit = tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(p, -1)), "float32")
+                columns.append(tf.reduce_sum(hit, axis=1)[:, None])
+            elif name == "accuracy":
+                hit = tf.cast(tf.equal(y, tf.cast(p > 0.5, "float32")), "float32")
+                columns.append(tf.reduce_sum(tf.reduce_mean(hit, -1), axis=1)[:, None])
+            elif name == "mean_absolute_error":
+                columns.append(tf.reduce_sum(tf.reduce_mean(tf.abs(y - p), -1), axis=1)[:, None])
+            elif name in ("mean_squared_error", "root_mean_squared_error"):
+                columns.append(tf.reduce_sum(tf.reduce_mean(tf.square(y - p), -1), axis=1)[:, None])
+            elif name == "auc":
+                above = tf.reshape(p, (self.size, -1))[:, :, None] > self.thresholds  # (M, N, T)
+                positive = tf.reshape(y, (self.size, -1))[:, :, None] > 0.5
+                count = lambda mask: tf.reduce_sum(tf.cast(mask, "float32"), axis=1)  # noqa: E731
+                columns += [count(above & positive), count(above & ~positive),
+                            count(~above & positive), count(~above & ~positive)]
+        return tf.concat(columns, axis=1) if columns else tf.zeros((self.size, 0))
+
+    def _train_step(self, idx):
+        """One optimizer step of every member on its batch `idx` (M, batch): (losses, stats)."""
+        tf = self.tf
+        x, y = tf.gather(self.x["train"], idx), tf.gather(self.y["train"], idx)
+        with tf.GradientTape() as tape:
+            outputs = self._outputs(self.model(x))
+            losses = self._losses(y, outputs)
+            total = tf.reduce_sum(losses)
+        grads = tape.gradient(total, self.variables)
+        before = [tf.identity(v) for v in self.variables]
+        self.optimizer.apply(grads, self.variables)
+        for v, old in zip(self.variables, before, strict=True):  # masked members keep their weights
+            mask = tf.reshape(self.active, [-1] + [1] * (len(v.shape) - 1))
+            v.assign(tf.where(mask, v, old))
+        return losses, self._stats(y, tf.concat(outputs, axis=0))
+
+    def _train_steps(self, order):
+        """Train on the batches `order[:, s]` (shape (M, steps, batch)); returns loss and stat sums."""
+        tf = self.tf
+        batch = tf.cast(tf.shape(order)[2], "float32")
+
+        def body(s, loss_sum, stat_sum):
+            losses, stats = self._train_step(order[:, s])
+            return s + 1, loss_sum + losses * batch, stat_sum + stats
+
+        start = (tf.constant(0), tf.zeros(self.size), tf.zeros((self.size, self.n_stats)))
+        _, loss_sum, stat_sum = tf.while_loop(lambda s, *_: s < tf.shape(order)[1], body, start)
+        return loss_sum, stat_sum
+
+    def _evaluate_chunk(self, x, y):
+        tf = self.tf
+        y = tf.broadcast_to(y[None], tf.concat([[self.size], tf.shape(y)], axis=0))
+        outputs = self._outputs(self.model(x))
+        return self._losses(y, outputs) * tf.cast(tf.shape(x)[0], "float32"), self._stats(y, tf.concat(outputs, 0))
+
+    # -- host side ---------------------------------------------------------------------------
+
+    def _logs(self, loss_sum, stat_sum, n, prefix=""):
+        """One logs dict per member, keyed and ordered as Keras logs them (sorted names)."""
+        stats, values, col = np.asarray(stat_sum, dtype="float64"), {}, 0
+        for name in self.metrics:
+            if name == "auc":
+                tp, fp, fn, tn = (stats[:, col + i * len(self.thresholds):col + (i + 1) * len(self.thresholds)]
+                                  for i in range(4))
+                col += 4 * len(self.thresholds)
+                values[name] = _roc_auc(tp, fp, fn, tn)
+            else:
+                values[name] = stats[:, col] / n
+                if name == "root_mean_squared_error":
+                    values[name] = np.sqrt(values[name])
+                col += 1
+        values["loss"] = np.asarray(loss_sum, dtype="float64") / n
+        return [{prefix + k: float(values[k][m]) for k in sorted(values)} for m in range(self.size)]
+
+    def _evaluate(self, split):
+        n = int(self.x[split].shape[0])
+        loss_sum, stat_sum = 0.0, 0.0
+        for start in range(0, n, EVAL_CHUNK):
+            out = self.evaluate_chunk(self.x[split][start:start + EVAL_CHUNK], self.y[split][start:start + EVAL_CHUNK])
+            loss_sum, stat_sum = loss_sum + out[0].numpy(), stat_sum + out[1].numpy()
+        return self._logs(loss_sum, stat_sum, n, prefix="" if split == "test" else "val_")
+
+    def train(self, started):
+        config, size = self.config, self.size
+        n, batch, epochs = int(self.x["train"].shape[0]), config["batch_size"], config["epochs"]
+        orders = np.stack([epoch_orders(run.config["seed"], epochs, n) for run, _ in self.members])  # (M, E, n)
+        full = n // batch * batch
+        stopping = _EarlyStopping(config["early_stopping"], size)
+        active = np.ones(size, dtype=bool)
+        for epoch in range(epochs):
+            order = orders[:, epoch]
+            loss_sum, stat_sum = self.train_full(order[:, :full].reshape(size, -1, batch))
+            loss_sum, stat_sum = loss_sum.numpy(), stat_sum.numpy()
+            if full < n:
+                rest = self.train_rest(order[:, full:].reshape(size, 1, -1))
+                loss_sum, stat_sum = loss_sum + rest[0].numpy(), stat_sum + rest[1].numpy()
+            train_logs, val_logs = self._logs(loss_sum, stat_sum, n), self._evaluate("val")
+            weights = [v.numpy() for v in self.variables] if stopping.on else None
+            for m, (_, recorder) in enumerate(self.members):
+                if not active[m]:
+                    continue
+                logs = {**train_logs[m], **val_logs[m]}
+                if not recorder.epoch(logs):
+                    active[m] = False  # diverged
+                elif stopping.stop(m, epoch, logs, weights):
+                    active[m] = False
+            if not active.any():
+                break
+            self.active.assign(active)
+        if stopping.on:
+            for v, best in zip(self.variables, stopping.restore([v.numpy() for v in self.variables]), strict=True):
+                v.assign(best)
+        test_logs = self._evaluate("test")
+        wall = (time.perf_counter() - started) / size  # the group's time, shared evenly
+        return [recorder.finish("ok", wall, None if recorder.diverged else test_logs[m])
+                for m, (_, recorder) in enumerate(self.members)]
+
+
+def _roc_auc(tp, fp, fn, tn):
+    """Keras' AUC (ROC, interpolation) from confusion counts at its thresholds, per member."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.nan_to_num(tp / (tp + fn))
+        fp_rate = np.nan_to_num(fp / (fp + tn))
+    heights = (recall[:, :-1] + recall[:, 1:]) / 2
+    return np.sum((fp_rate[:, :-1] - fp_rate[:, 1:]) * heights, axis=1)
+
+
+class _EarlyStopping:
+    """keras.callbacks.EarlyStopping(restore_best_weights=True), one state per member."""
+
+    def __init__(self, settings, size):
+        from models.losses import greater_is_better
+
+        self.on = settings["patience"] > 0
+        self.monitor, self.patience, self.min_delta = settings["monitor"], settings["patience"], settings["min_delta"]
+        self.sign = 1.0 if greater_is_better(self.monitor) else -1.0
+        self.best = [None] * size
+        self.wait = [0] * size
+        self.best_weights = [None] * size
+
+    def _improved(self, current, best):
+        return best is None or self.sign * (current - self.sign * self.min_delta - best) > 0
+
+    def stop(self, m, epoch, logs, weights):
+        """Keras' rule after an epoch of member m; True when the member stops here."""
+        if not self.on or self.monitor not in logs:
+            return False
+        current = logs[self.monitor]
+        if self.best_weights[m] is None:
+            self.best_weights[m] = [w[m].copy() for w in weights]
+        self.wait[m] += 1
+        if self._improved(current, self.best[m]):
+            self.best[m], self.wait[m] = current, 0
+            self.best_weights[m] = [w[m].copy() for w in weights]
+            return False
+        return self.wait[m] >= self.patience and epoch > 0
+
+    def restore(self, weights):
+        """The stacked weights with every member's best epoch put back."""
+        for m, best in enumerate(self.best_weights):
+            if best is not None:
+                for w, b in zip(weights, best, strict=True):
+                    w[m] = b
+        return weights

@@ -1,0 +1,155 @@
+"""The vectorized engine against the reference Keras engine, run by run.
+
+Tolerances: both engines do the same float32 arithmetic in a different order (a batched matmul
+and XLA fusions against Keras' per-model kernels), about 1e-7 relative per operation. On
+well-conditioned runs that stays near 1e-7 through training, so full trainings are compared at
+1e-4. The `ones` initializer is the exception: its logits are in the thousands, and the reference
+engine itself moves by 4e-4 to 2e-3 after one epoch when its inputs move by one rounding step
+(and by percents after a few), so its runs are compared after one epoch, to within 10 times that.
+"""
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pytest
+
+from experiments import engine_keras, engine_vectorized, rundir
+from experiments.results import load_tables
+from experiments.runner import resolve_engine, run_experiment
+from experiments.spec import expand, validate
+from initializers import INITIALIZERS
+from models import build, head_for
+
+DIGITS = {
+    "name": "eq", "dataset": "digits", "model": {"name": "mlp", "widths": [16, 16]},
+    "initializers": ["he_normal", "ones", "random_uniform"],
+    "losses": ["mean_squared_error", "categorical_crossentropy", "huber"], "seeds": [0, 1], "epochs": 1,
+}
+
+
+def _group(config, tmp_path):
+    """The experiment's runs as one vectorized group, recorders in tmp_path."""
+    spec, data = validate(config)
+    jobs = [(run, rundir.RunRecorder(run, tmp_path / "vec" / run.run_id)) for run in expand(spec)]
+    jobs.sort(key=lambda job: json.dumps(job[0].config["loss"], sort_keys=True))
+    for _, recorder in jobs:
+        recorder.start()
+    head = head_for(data.task, spec["losses"][0], data.n_classes, data.n_targets)
+    return engine_vectorized.Group(jobs, data, head), jobs, data
+
+
+def _relative(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12)
+
+
+def test_every_members_initial_weights_are_bit_identical_to_the_reference(tmp_path):
+    config = {**DIGITS, "initializers": INITIALIZERS.names, "losses": ["categorical_crossentropy"],
+              "bias_initializer": "random_normal", "model": {"name": "mlp", "widths": [16, 8]}}
+    group, jobs, data = _group(config, tmp_path)
+    for m, (run, _) in enumerate(jobs):
+        reference = build(run.config["model"], data.input_shape, group.head, run.config["initializer"],
+                          run.config["bias_initializer"], run.config["seed"]).get_weights()
+        mine = [w.numpy()[m] for w in group.model.weights]
+        assert len(mine) == len(reference) == 6
+        for a, b in zip(mine, reference, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=run.run_id)
+
+
+def _reference_weights(run, data, folder):
+    recorder = rundir.RunRecorder(run, folder / run.run_id)
+    recorder.start()
+    return engine_keras.fit_one(run, data, recorder)[0].get_weights()
+
+
+def test_after_one_epoch_every_members_weights_match_the_reference(tmp_path):
+    group, jobs, data = _group(DIGITS, tmp_path)
+    group.train(time.perf_counter())
+    nudged = dataclasses.replace(data, x_train=np.nextafter(data.x_train, np.inf).astype("float32"))
+    for m, (run, _) in enumerate(jobs):
+        reference = _reference_weights(run, data, tmp_path / "ref")
+        mine = [w.numpy()[m] for w in group.model.weights]
+        if run.config["initializer"]["name"] != "ones":
+            assert max(_relative(a, b) for a, b in zip(mine, reference, strict=True)) < 1e-5, run.run_id
+            continue
+        # ill-conditioned: the reference itself can move by more than 1e-5 when its inputs move by
+        # one rounding step; the engines must agree to within that order (one nudge is one sample of
+        # that noise, hence the factor 10; a wrong batch or gradient is off by far more)
+        noise = _relative(_flat(_reference_weights(run, nudged, tmp_path / "nudged")), _flat(reference))
+        assert _relative(_flat(mine), _flat(reference)) < max(1e-5, 10 * noise), (run.run_id, noise)
+
+
+def _flat(weights):
+    return np.concatenate([w.ravel() for w in weights])
+
+
+GRIDS = {
+    "digits: mse, huber, cross-entropy": {**DIGITS, "initializers": ["he_normal", "zeros"], "epochs": 3},
+    "breast cancer: sigmoid head, auc": {
+        "name": "eq", "dataset": "breast_cancer", "model": {"name": "mlp", "widths": [16]},
+        "initializers": ["glorot_normal", "random_uniform"], "losses": ["binary_crossentropy", "huber"],
+        "seeds": [0, 1], "epochs": 3, "metrics": ["accuracy", "auc"],
+    },
+    "regression: early stopping, l1/l2, tanh, error metrics": {
+        "name": "eq", "dataset": {"name": "regression", "n_samples": 300, "outlier_fraction": 0.1},
+        "model": {"name": "mlp", "widths": [16], "activation": "tanh", "l1": 0.001, "l2": 0.01},
+        "initializers": ["he_normal", "glorot_uniform"], "losses": ["mean_squared_error", "mean_absolute_error"],
+        "seeds": [0, 1], "epochs": 12, "optimizer": "sgd", "learning_rate": 0.05,
+        "early_stopping": {"patience": 2, "min_delta": 0.001},
+        "metrics": ["mean_absolute_error", "root_mean_squared_error", "mean_squared_error"],
+    },
+    "divergence: sgd at learning rate 1": {
+        "name": "eq", "dataset": {"name": "regression", "n_samples": 300}, "model": {"name": "mlp", "widths": [16]},
+        "initializers": ["he_normal", "ones"], "losses": ["mean_squared_error", "huber"], "seeds": [0],
+        "epochs": 3, "optimizer": "sgd", "learning_rate": 1.0,
+    },
+}
+
+
+@pytest.mark.parametrize("name", GRIDS)
+def test_a_short_training_gives_every_run_the_reference_results(name, tmp_path):
+    grid, tables = GRIDS[name], {}
+    for engine in ("keras", "vectorized"):
+        spec, data = validate({**grid, "engine": engine})
+        exp_dir, trained, _ = run_experiment(spec, data, tmp_path / engine, progress=False)
+        runs, epochs = load_tables(exp_dir)
+        tables[engine] = runs.set_index("run_id").sort_index(), epochs
+    (ref, ref_epochs), (vec, vec_epochs) = tables["keras"], tables["vectorized"]
+    assert list(vec_epochs.columns) == list(ref_epochs.columns)
+    assert (vec["status"] == ref["status"]).all() and (vec["epochs_run"] == ref["epochs_run"]).all()
+    assert (vec["reason"].fillna("") == ref["reason"].fillna("")).all()
+    metrics = [c for c in ref if c.startswith(("final_", "best_", "test_"))]
+    assert set(metrics) <= set(vec) and any(c.startswith("test_") for c in metrics)
+    np.testing.assert_allclose(vec[metrics].to_numpy(float), ref[metrics].to_numpy(float), rtol=1e-4, atol=1e-6)
+    if name.startswith("divergence"):
+        assert set(ref["status"]) == {"ok", "diverged"}  # the grid holds both, and the engines agree on which
+
+
+def test_the_vectorized_engine_is_the_default_and_falls_back_for_what_it_cannot_stack(capsys):
+    spec, _ = validate(DIGITS)
+    assert spec["engine"] == "vectorized" and resolve_engine(spec)["engine"] == "vectorized"
+    for model in ({"name": "cnn"}, {"name": "mlp", "dropout": 0.2}, {"name": "mlp", "batch_norm": True}):
+        spec, _ = validate({**DIGITS, "model": model})
+        assert resolve_engine(spec)["engine"] == "keras"
+        notice = capsys.readouterr().err.strip()
+        assert notice.startswith("notice: eq: the vectorized engine does not support") and "\n" not in notice
+
+
+def test_a_failing_group_is_recorded_as_failed_and_the_other_groups_go_on(tmp_path, monkeypatch):
+    real = engine_vectorized.Group.train
+
+    def fail_sigmoid_heads(self, started):
+        if self.head.activation == "sigmoid":
+            raise RuntimeError("injected failure\nsecond line")
+        return real(self, started)
+
+    monkeypatch.setattr(engine_vectorized.Group, "train", fail_sigmoid_heads)
+    spec, data = validate({"name": "fail", "dataset": {"name": "moons", "n_samples": 80},
+                           "model": {"name": "mlp", "widths": [8]}, "initializers": ["he_normal"],
+                           "losses": ["binary_crossentropy", "categorical_crossentropy"], "epochs": 2})
+    exp_dir, trained, _ = run_experiment(spec, data, tmp_path, progress=False)
+    runs, _ = load_tables(exp_dir)
+    status = dict(zip(runs["loss"], runs["status"], strict=True))
+    assert trained == 2 and status == {"binary_crossentropy": "failed", "categorical_crossentropy": "ok"}
+    assert runs.set_index("loss").loc["binary_crossentropy", "reason"] == "RuntimeError: injected failure"
