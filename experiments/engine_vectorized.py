@@ -16,6 +16,7 @@ Training metrics are accumulated as sums over the epoch (correct counts, error s
 confusion counts at Keras' thresholds), which is what Keras' streaming metrics compute.
 """
 
+import itertools
 import json
 import time
 
@@ -40,6 +41,10 @@ def unsupported(spec):
     return ""
 
 
+def _loss_key(job):
+    return json.dumps(job[0].config["loss"], sort_keys=True)
+
+
 def _group_key(run, head):
     shared = {k: v for k, v in run.config.items() if k not in ("initializer", "bias_initializer", "loss", "seed")}
     return json.dumps([shared, [head.units, head.activation, head.target]], sort_keys=True, default=str)
@@ -58,7 +63,7 @@ def train_runs(jobs, data):
     results = []
     for head, members in groups.values():
         # members with the same loss side by side: one loss call per contiguous slice
-        members.sort(key=lambda job: json.dumps(job[0].config["loss"], sort_keys=True))
+        members.sort(key=_loss_key)
         started = time.perf_counter()
         for _, recorder in members:
             recorder.start()
@@ -102,12 +107,12 @@ class Group:
         self.optimizer.build(self.variables)
         # contiguous (start, stop, loss) slices; reduction=None keeps one loss per example
         self.slices, start = [], 0
-        for i, (run, _) in enumerate(members + [(None, None)]):
-            if i == self.size or (i and run.config["loss"] != members[i - 1][0].config["loss"]):
-                loss = get_loss(members[start][0].config["loss"])
-                loss.reduction = None
-                self.slices.append((start, i, loss))
-                start = i
+        for _, same in itertools.groupby(members, key=_loss_key):
+            stop = start + len(list(same))
+            loss = get_loss(members[start][0].config["loss"])
+            loss.reduction = None
+            self.slices.append((start, stop, loss))
+            start = stop
         self.metrics = config["metrics"]
         self.thresholds = np.asarray(keras.metrics.AUC().thresholds, dtype="float32") if "auc" in self.metrics else None
         self.n_stats = sum(4 * len(self.thresholds) if m == "auc" else 1 for m in self.metrics)
