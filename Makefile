@@ -5,12 +5,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUTPUT ?= .
 PORT ?= 6006
+# make tensorboard EXPERIMENT=name: one experiment per logdir (each declares its own HParams)
+EXPERIMENT ?= digits_init_x_loss
 # make run: the shipped default experiments, on embedded data
 DEFAULT_CONFIGS := experiments/configs/digits_init_x_loss.toml \
                    experiments/configs/breast_cancer_losses.toml \
                    experiments/configs/regression_outliers_losses.toml
 
-# make bench [SEEDS="1 3 10"]: the benchmark scripts (seed counts of the default digits grid)
+# make bench [SEEDS="1 3 10"]: the benchmark scripts (engines: seed counts of the default digits
+# grid; then the cost of full diagnostics)
 SEEDS ?= 3
 
 .PHONY: install run experiment report tensorboard test bench lint clean distclean
@@ -36,13 +39,15 @@ report: $(STAMP)
 	$(PY) -m experiments report --output $(OUTPUT)
 
 tensorboard: $(STAMP)
-	$(VENV)/bin/tensorboard --logdir $(OUTPUT)/runs --host 127.0.0.1 --port $(PORT)
+	@test -d $(OUTPUT)/runs/$(EXPERIMENT) || { echo "no experiment $(EXPERIMENT) under $(OUTPUT)/runs; run it first, or pick one of: $$(ls $(OUTPUT)/runs 2>/dev/null)"; exit 2; }
+	$(VENV)/bin/tensorboard --logdir $(OUTPUT)/runs/$(EXPERIMENT) --host 127.0.0.1 --port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m experiments.benchmarks.engines --seeds $(SEEDS)
+	$(PY) -m experiments.benchmarks.diagnostics
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check experiments models initializers tests

@@ -52,17 +52,26 @@ def _load(args):
 
 
 def cmd_run(args):
-    from experiments.report import build_report, report_dir
     from experiments.runner import run_experiment
 
     spec, dataset = _load(args)
     exp_dir, trained, skipped = run_experiment(spec, dataset, args.output, args.overwrite, progress=not args.quiet)
-    report = build_report(exp_dir, report_dir(args.output, spec["name"]))
-    runs_root = Path(args.output) / "runs"
+    report = _report(exp_dir, args.output, spec["name"])
     print(f"{spec['name']}: trained {trained} runs, skipped {skipped} already finished")
     print(f"  report:      {report} (and report.html)")
-    print(f"  tensorboard: make tensorboard  (or: tensorboard --logdir {runs_root} --host 127.0.0.1)")
+    print(f"  tensorboard: make tensorboard EXPERIMENT={spec['name']}  "
+          f"(or: tensorboard --logdir {exp_dir} --host 127.0.0.1)")
     return 0
+
+
+def _report(exp_dir, output, name):
+    """Build the report, then put its plots (and fresh mean +- std runs) into TensorBoard."""
+    from experiments.report import build_report, report_dir
+    from experiments.tensorboard_log import write_experiment
+
+    report = build_report(exp_dir, report_dir(output, name))
+    write_experiment(exp_dir, report.parent)
+    return report
 
 
 def cmd_validate(args):
@@ -79,14 +88,12 @@ def cmd_validate(args):
 
 
 def cmd_report(args):
-    from experiments.report import build_report, report_dir
-
     root = Path(args.output) / "runs"
     names = args.names or sorted(p.parent.name for p in root.glob("*/experiment.json"))
     if not names:
         raise ValueError(f"no experiments under {str(root)!r}; run one first (make run)")
     for name in names:
-        print(build_report(root / name, report_dir(args.output, name)))
+        print(_report(root / name, args.output, name))
     return 0
 
 

@@ -7,16 +7,25 @@ folders, tables, reports and TensorBoard look the same whichever engine trained 
 
 import time
 
+from experiments.diagnostics import due, keras_probe
 from experiments.training import epoch_orders, failure_reason, steps_per_epoch
 
 
-def _record_callback(recorder):
+def _record_callback(recorder, diagnose):
     import keras
 
+    every, epochs = recorder.run.config["diagnostics"]["every"], recorder.run.config["epochs"]
+
     class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if due(0, every, epochs):
+                recorder.diagnostics(0, *diagnose(self.model))
+
         def on_epoch_end(self, epoch, logs=None):
             if not recorder.epoch(logs or {}):
                 self.model.stop_training = True  # diverged: NaN or inf loss
+            elif due(epoch + 1, every, epochs):
+                recorder.diagnostics(epoch + 1, *diagnose(self.model))
 
     return Record()
 
@@ -57,7 +66,9 @@ def fit_one(run, data, recorder):
         # one graph call per epoch: far less Python overhead, the same batches and updates
         steps_per_execution=steps,
     )
-    callbacks = [_record_callback(recorder)]
+    probe = config["diagnostics"]["probe"]
+    x_probe, y_probe = data.x_train[:probe], encode_targets(data.y_train[:probe], head)
+    callbacks = [_record_callback(recorder, lambda model: keras_probe(model, config, head, x_probe, y_probe))]
     stopping = config["early_stopping"]
     if stopping["patience"]:
         callbacks.append(keras.callbacks.EarlyStopping(

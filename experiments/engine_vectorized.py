@@ -16,12 +16,14 @@ Training metrics are accumulated as sums over the epoch (correct counts, error s
 confusion counts at Keras' thresholds), which is what Keras' streaming metrics compute.
 """
 
+import functools
 import itertools
 import json
 import time
 
 import numpy as np
 
+from experiments.diagnostics import backprop, due
 from experiments.training import epoch_orders, failure_reason
 from models.builders import MODELS
 
@@ -117,6 +119,9 @@ class Group:
         self.thresholds = np.asarray(keras.metrics.AUC().thresholds, dtype="float32") if "auc" in self.metrics else None
         self.n_stats = sum(4 * len(self.thresholds) if m == "auc" else 1 for m in self.metrics)
         self.active = tf.Variable(np.ones(self.size, dtype=bool), trainable=False)
+        probe = config["diagnostics"]["probe"]
+        self.probe = self.x["train"][:probe], self.y["train"][:probe]
+        self.backprop = tf.function(functools.partial(backprop, self._probe_forward), autograph=False)
         # XLA compiles the full-batch epoch loop (the bulk of the work, several times faster);
         # the remainder batch and evaluation run unjitted: each XLA compile costs about a second
         steps = tf.TensorSpec((self.size, None, None), tf.int32)
@@ -134,12 +139,13 @@ class Group:
         head_activation = get_activation(self.head.activation)
         return [head_activation(logits[a:b]) for a, b, _ in self.slices]
 
+    def _example_losses(self, y, outputs):
+        """Each member's loss on each example of its batch: (M, batch)."""
+        return self.tf.concat([loss(y[a:b], out) for (a, b, loss), out in zip(self.slices, outputs, strict=True)], 0)
+
     def _losses(self, y, outputs):
         """Each member's mean loss on its batch plus its weight penalty, as Keras computes it: (M,)."""
-        tf = self.tf
-        per_member = [tf.reduce_mean(loss(y[a:b], out), axis=1) for (a, b, loss), out in zip(self.slices, outputs,
-                                                                                             strict=True)]
-        return tf.concat(per_member, axis=0) + self.model.penalty()
+        return self.tf.reduce_mean(self._example_losses(y, outputs), axis=1) + self.model.penalty()
 
     def _stats(self, y, p):
         """Per-member sums over the batch from which every metric follows: (M, k)."""
@@ -199,7 +205,34 @@ class Group:
         outputs = self._outputs(self.model(x))
         return self._losses(y, outputs) * tf.cast(tf.shape(x)[0], "float32"), self._stats(y, tf.concat(outputs, 0))
 
+    def _probe_forward(self, x):
+        """Per layer pre-activations and outputs, and each member's summed loss (diagnostics)."""
+        tf = self.tf
+        pre, outputs = [], []
+        for layer in self.model.dense_layers:
+            pre.append(layer.pre_activation(x))
+            x = layer.activation(pre[-1]) if layer.activation else pre[-1]
+            outputs.append(x)
+        heads = self._outputs(pre[-1])
+        outputs[-1] = tf.concat(heads, axis=0)
+        y = tf.broadcast_to(self.probe[1][None], tf.concat([[self.size], tf.shape(self.probe[1])], axis=0))
+        return pre, outputs, tf.reduce_sum(self._example_losses(y, heads), axis=1)
+
     # -- host side ---------------------------------------------------------------------------
+
+    def _diagnose(self, step, active):
+        """Per-layer diagnostics of every active member (`experiments.diagnostics`)."""
+        from experiments.diagnostics import measure, signals
+
+        outputs, gradients = signals(self.backprop, self.probe[0])
+        layers = self.model.dense_layers
+        hidden = MODELS.resolve(self.config["model"]).get("activation", "linear")
+        per_member = measure([layer.name for layer in layers], [hidden] * (len(layers) - 1) + [self.head.activation],
+                             [layer.kernel.numpy() for layer in layers], [layer.bias.numpy() for layer in layers],
+                             outputs, gradients)
+        for m, (_, recorder) in enumerate(self.members):
+            if active[m]:
+                recorder.diagnostics(step, *per_member[m])
 
     def _logs(self, loss_sum, stat_sum, n, prefix=""):
         """One logs dict per member, keyed and ordered as Keras logs them (sorted names)."""
@@ -233,6 +266,9 @@ class Group:
         full = n // batch * batch
         stopping = _EarlyStopping(config["early_stopping"], size)
         active = np.ones(size, dtype=bool)
+        every = config["diagnostics"]["every"]
+        if due(0, every, epochs):
+            self._diagnose(0, active)
         for epoch in range(epochs):
             order = orders[:, epoch]
             loss_sum, stat_sum = self.train_full(order[:, :full].reshape(size, -1, batch))
@@ -242,14 +278,18 @@ class Group:
                 loss_sum, stat_sum = loss_sum + rest[0].numpy(), stat_sum + rest[1].numpy()
             train_logs, val_logs = self._logs(loss_sum, stat_sum, n), self._evaluate("val")
             weights = [v.numpy() for v in self.variables] if stopping.on else None
+            stopped = np.zeros(size, dtype=bool)
             for m, (_, recorder) in enumerate(self.members):
                 if not active[m]:
                     continue
                 logs = {**train_logs[m], **val_logs[m]}
                 if not recorder.epoch(logs):
                     active[m] = False  # diverged
-                elif stopping.stop(m, epoch, logs, weights):
-                    active[m] = False
+                else:
+                    stopped[m] = stopping.stop(m, epoch, logs, weights)
+            if due(epoch + 1, every, epochs) and active.any():
+                self._diagnose(epoch + 1, active)  # early-stopped members too, as in Keras
+            active &= ~stopped
             if not active.any():
                 break
             self.active.assign(active)

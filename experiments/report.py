@@ -1,4 +1,5 @@
-"""The experiment report: tables as CSV, a Markdown (and HTML) page, learning curves and a heatmap.
+"""The experiment report: tables as CSV, a Markdown (and HTML) page, learning curves, a heatmap
+and per-layer diagnostics.
 
 It reads only what the runs wrote to disk (`results.load_tables`), so `make report` can rebuild
 it at any time, even while a grid is still running.
@@ -6,10 +7,18 @@ it at any time, even while a grid is still running.
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from experiments import rundir
-from experiments.results import cell_axes, format_cell, load_experiment, load_tables, summarize_cells
+from experiments.results import (
+    cell_axes,
+    format_cell,
+    load_diagnostics,
+    load_experiment,
+    load_tables,
+    summarize_cells,
+)
 from initializers.registry import label
 from models.losses import greater_is_better
 
@@ -81,6 +90,43 @@ def _plot_heatmap(cells, axes, metric, path):
     plt.close(fig)
 
 
+def _plot_layers(diagnostics, axes, path):
+    """At initialization (step 0), mean over seeds: the activation std per layer (one panel; it
+    does not depend on the loss) and the back-propagated gradient std per layer (a panel per
+    loss), a line per cell: how the signal grows or fades through the network."""
+    plt = _pyplot()
+    first = diagnostics[diagnostics["step"] == 0]
+    others = [a for a in axes if a != "loss"]
+    losses = list(dict.fromkeys(first["loss"]))
+    panels = [("activation_std", None)] + [("gradient_std", loss) for loss in losses]
+    fig, grid = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
+    for ax, (quantity, loss) in zip(grid[0], panels, strict=True):
+        part = first[(first["quantity"] == quantity) & ((first["loss"] == loss) if loss else True)]
+        layers = list(dict.fromkeys(part["layer"]))
+        means = part.groupby([*others, "layer"], sort=False)["value"].mean()
+        for key, values in means.groupby(level=others, sort=False):
+            values = values.droplevel(others).reindex(layers)
+            ax.plot(layers, values.to_numpy(), marker="o", label=" | ".join(map(str, np.atleast_1d(key))))
+        ax.set_yscale("log")
+        ax.yaxis.set_minor_locator(plt.NullLocator())  # hundreds of minor ticks cost a second to draw
+        ax.set_title(f"{quantity}" + (f", {loss}" if loss else ""), fontsize=9)
+        ax.grid(alpha=0.3)
+    grid[0][0].set_ylabel("at initialization, mean over seeds (0 not shown)", fontsize=8)
+    grid[0][0].legend(fontsize=7, loc="upper right")
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.08, top=0.92, wspace=0.25)  # tight_layout costs ~0.5 s here
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _diagnostics_table(runs, axes):
+    """Per cell, the mean over seeds of each diag_init_* / diag_end_* figure, side by side."""
+    columns = [c for c in runs if c.startswith("diag_")]
+    table = runs.groupby(axes, sort=False)[columns].mean()
+    quantities = dict.fromkeys(c.split("_", 2)[2] for c in columns)
+    names = {f"diag_{when}_{q}": f"{q} {when}" for q in quantities for when in ("init", "end")}
+    return table[[c for c in names if c in table]].rename(columns=names).reset_index()
+
+
 def _table(frame):
     return frame.to_markdown(index=False)
 
@@ -110,6 +156,10 @@ def build_report(exp_dir, out_dir):
         _plot_curves(epochs, axes, f"val_{headline}", out_dir / "curves.png")
     if cells["n"].sum():
         _plot_heatmap(cells, axes, test_metric, out_dir / "heatmap.png")
+    diagnostics = load_diagnostics(exp_dir)
+    if not diagnostics.empty:
+        rundir.write_atomic(out_dir / "diagnostics.csv", diagnostics.to_csv(index=False))
+        _plot_layers(diagnostics, axes, out_dir / "layers.png")
 
     others = [a for a in axes if a != "loss"]
     pivot = cells.pivot_table(index=others, columns="loss", values="result", aggfunc="first", sort=False)
@@ -151,6 +201,18 @@ def build_report(exp_dir, out_dir):
                   "![learning curves](curves.png)", ""]
     if cells["n"].sum():
         lines += ["## Heatmap", "", f"![heatmap of test {headline}](heatmap.png)", ""]
+    if not diagnostics.empty:
+        lines += [
+            "## Diagnostics", "",
+            "Mean over seeds, at initialization and at the last diagnostics step: distinct_units is the "
+            "fewest different units of any hidden layer (1 = every unit computes the same thing); "
+            "gradient_ratio the back-propagated gradient's std at the first layer over the output layer's "
+            "(<< 1 vanishing, >> 1 exploding); dead_fraction (ReLU) and saturated_fraction (sigmoid, tanh) "
+            "the mean share of such hidden units. Per layer and step: [diagnostics.csv](diagnostics.csv), "
+            "and TensorBoard.", "",
+            _diagnostics_table(runs, axes).to_markdown(index=False, floatfmt=".3g"), "",
+            "![activation and gradient std per layer at initialization](layers.png)", "",
+        ]
     lines += [
         "## Environment", "",
         f"- python {env['python']} on {env['platform']}; CPU {env['cpu']} ({env['cpu_count']} cores)",

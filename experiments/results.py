@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.rundir import HISTORY, RESULT, read_json
+from experiments.rundir import DIAGNOSTICS, HISTORY, RESULT, read_json
 from models.losses import greater_is_better
 
 AXES = ("initializer", "loss", "optimizer", "learning_rate", "batch_size")
@@ -46,6 +46,14 @@ def load_tables(exp_dir):
     runs = pd.DataFrame(rows)
     epochs = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     return runs, epochs
+
+
+def load_diagnostics(exp_dir):
+    """A row per run x diagnostics step x quantity x layer (`experiments.diagnostics`)."""
+    exp_dir = Path(exp_dir)
+    frames = [pd.read_csv(exp_dir / r["run_id"] / DIAGNOSTICS, keep_default_na=False, na_values=["nan"])
+              .assign(**r) for r in load_experiment(exp_dir)["runs"] if (exp_dir / r["run_id"] / DIAGNOSTICS).is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def cell_axes(runs):

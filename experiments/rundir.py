@@ -5,8 +5,11 @@ row per epoch (a run without result.json is retrained from scratch, so a torn ro
 
     <experiment dir>/<run_id>/config.json    resolved config of the run
                               history.csv    one row per epoch, appended as it ends
-                              result.json    status, final/best/test metrics; written last
-                              train/ validation/ test/ and events   TensorBoard
+                              diagnostics.csv  per-layer diagnostics: step, quantity, layer, value
+                                             (written just before result.json)
+                              result.json    status, final/best/test metrics, diagnostics at
+                                             step 0 (diag_init_*) and at the end (diag_end_*); written last
+                              train/ validation/ test/ diagnostics/ and events   TensorBoard
 """
 
 import csv
@@ -18,20 +21,22 @@ import shutil
 import tempfile
 from pathlib import Path
 
-CONFIG, HISTORY, RESULT = "config.json", "history.csv", "result.json"
+CONFIG, HISTORY, RESULT, DIAGNOSTICS = "config.json", "history.csv", "result.json", "diagnostics.csv"
 STATUSES = ("ok", "diverged", "failed")
 
 
-def write_atomic(path, text):
-    """Write text to path through a temp file in the same folder and a rename."""
+def write_atomic(path, text, sync=True):
+    """Write text to path through a temp file in the same folder and a rename (after an fsync,
+    unless `sync` is False)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,14 +62,14 @@ def read_json(path):
     return json.loads(Path(path).read_text())
 
 
-def write_rows(path, rows):
+def write_rows(path, rows, sync=True):
     """Write a list of dicts as CSV (columns in first-seen order)."""
     columns = list(dict.fromkeys(k for row in rows for k in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_atomic(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue(), sync)
 
 
 def is_finished(run_dir, config):
@@ -97,12 +102,13 @@ class RunRecorder:
     def __init__(self, run, run_dir, on_epoch=None, on_finish=None):
         self.run, self.run_dir, self.on_epoch, self.on_finish = run, Path(run_dir), on_epoch, on_finish
         self.history, self.log, self.diverged = [], None, False
+        self.diagnosed = {}  # step -> diagnostics scalars; diagnostics.csv is written with the result
 
     def start(self):
-        from experiments.tensorboard_log import RunLog
+        from experiments.tensorboard_log import RunLog, session_hparams
 
         start(self.run_dir, self.run.config)
-        self.log = RunLog(self.run_dir, self.run.run_id.rsplit("/", 1)[0], _hparams(self.run))
+        self.log = RunLog(self.run_dir, self.run.run_id.rsplit("/", 1)[0], session_hparams(self.run), self.run.config)
 
     def epoch(self, logs):
         """Record one epoch's metrics; returns False when the loss is NaN or inf (diverged)."""
@@ -113,12 +119,17 @@ class RunRecorder:
             if row["epoch"] == 1:
                 writer.writeheader()
             writer.writerow(row)
-        self.log.scalars(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
+        self.log.metrics(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
         if not math.isfinite(row["loss"]):
             self.diverged = True
         if self.on_epoch:
             self.on_epoch(self.run, row)
         return not self.diverged
+
+    def diagnostics(self, step, scalars, histograms):
+        """Record per-layer diagnostics (`experiments.diagnostics.measure`) at a step (0 = initial)."""
+        self.diagnosed[step] = scalars
+        self.log.diagnostics(step, scalars, histograms)
 
     def finish(self, status, wall_time, test=None, reason=""):
         """Write result.json (last) and close the TensorBoard session with the true status."""
@@ -130,26 +141,34 @@ class RunRecorder:
             reason = f"loss became {self.history[-1]['loss']} at epoch {len(self.history)}"
         test = {f"test_{k}": float(v) for k, v in (test or {}).items()}
         if test and self.history:
-            self.log.scalars(len(self.history), test)
-        self.log.end(status)
+            self.log.metrics(len(self.history), test)
+        self.log.end(status, reason)
         result = {
             "run_id": self.run.run_id, "cell": self.run.cell, **self.run.axes,
             "status": status, "reason": reason, "epochs_run": len(self.history),
             "wall_time_s": round(wall_time, 3), **summarize(self.history, self.run.config), **test,
-            "libraries": library_versions(),
+            **self._diagnosed(), "libraries": library_versions(),
         }
+        if self.diagnosed:  # like history.csv, not synced: without result.json the run is redone anyway
+            write_rows(self.run_dir / DIAGNOSTICS, sync=False, rows=[
+                {"step": step, "quantity": k.partition("/")[0], "layer": k.partition("/")[2], "value": v}
+                for step, scalars in self.diagnosed.items() for k, v in scalars.items()])
         write_json(self.run_dir / RESULT, result)
         if self.on_finish:
             self.on_finish(self.run, result)
         return result
 
 
-def _hparams(run):
-    """HParams of a run: every axis (labels as strings) plus the fixed model and dataset names."""
-    config = run.config
-    values = dict(run.axes)
-    values.update(dataset=config["dataset"]["name"], model=config["model"]["name"], epochs=config["epochs"])
-    return values
+    def _diagnosed(self):
+        """diag_init_* (step 0) and diag_end_* (the latest step) headline figures."""
+        from experiments.diagnostics import summary
+
+        if not self.diagnosed:
+            return {}
+        first, last = min(self.diagnosed), max(self.diagnosed)
+        return {f"diag_{when}_{k}": v for when, step in (("init", first), ("end", last))
+                for k, v in summary(self.diagnosed[step]).items()}
+
 
 
 def summarize(history, config):

@@ -36,6 +36,8 @@ DEFAULTS = {
     "metrics": [],
     "thresholds": {},
     "engine": "vectorized",
+    # per-layer diagnostics at step 0, every `every` epochs and at the end, on `probe` examples
+    "diagnostics": {"every": 10, "probe": 256},
 }
 REQUIRED = ("dataset", "initializers", "losses")
 ENGINES = ("vectorized", "keras")  # vectorized falls back to keras where it cannot train a model
@@ -92,7 +94,8 @@ def apply_overrides(config, assignments):
             problems.append(f"--set: unknown key {head!r}; valid keys: {', '.join(DEFAULTS)}")
         elif not sub:
             config[key] = parse_value(text)
-        elif head not in ("dataset", "model", "early_stopping", "thresholds", "bias_initializer", "optimizer"):
+        elif head not in ("dataset", "model", "early_stopping", "thresholds", "bias_initializer", "optimizer",
+                          "diagnostics"):
             problems.append(f"--set {key!r}: {head!r} is not a table; set it as {head}=value")
         elif isinstance(config.get(head), list):
             problems.append(f"--set {key!r}: {head!r} is a list here; set the whole list as {head}=[...]")
@@ -168,6 +171,7 @@ def validate(config):
     if spec["engine"] not in ENGINES:
         problems.append(f"engine {spec['engine']!r} is unknown; valid engines: {', '.join(ENGINES)}")
     _check(problems, _check_early_stopping, spec)
+    _check(problems, _check_diagnostics, spec)
 
     if dataset is not None:
         task = dataset.task
@@ -201,6 +205,18 @@ def _check_early_stopping(spec):
     if not isinstance(merged["min_delta"], int | float) or merged["min_delta"] < 0:
         raise ValueError(f"early_stopping.min_delta must be a number >= 0, got {merged['min_delta']!r}")
     spec["early_stopping"] = merged
+
+
+def _check_diagnostics(spec):
+    value = {"every": 0} if spec["diagnostics"] is False else spec["diagnostics"]
+    if not isinstance(value, dict) or set(value) - set(DEFAULTS["diagnostics"]):
+        raise ValueError(f"diagnostics must be a table (every, probe) or false, got {value!r}")
+    merged = {**DEFAULTS["diagnostics"], **value}
+    for key, minimum in (("every", 0), ("probe", 1)):
+        if not (isinstance(merged[key], int) and not isinstance(merged[key], bool) and merged[key] >= minimum):
+            raise ValueError(f"diagnostics.{key} must be an integer >= {minimum}, got {merged[key]!r}"
+                             + (" (0 = off)" if key == "every" else ""))
+    spec["diagnostics"] = merged
 
 
 def _check_metrics(metrics, thresholds, task):

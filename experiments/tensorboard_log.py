@@ -1,21 +1,32 @@
-"""One run's TensorBoard record: epoch scalars and its HParams session.
+"""TensorBoard records: one logdir per experiment, `runs/<experiment>/`.
 
-Layout under the run's folder (Keras' own convention, so train and validation curves share a
-chart, and HParams metric groups resolve to these subfolders):
+    <experiment>/                          HParams experiment config (every declared value of every
+                                           axis, the metrics and their groups), custom-scalars layout,
+                                           resolved config and environment as text, report plots
+    <experiment>/<dataset>/<cell>/seed_<k>/              a run: HParams session start and end (the
+                                                         true status; its reason as text), config text,
+                                                         per-layer diagnostics: scalars <quantity>/<layer>,
+                                                         kernel/<layer> and bias/<layer> histograms
+                                         .../train/      epoch_<metric> per epoch
+                                         .../validation/ epoch_<metric> per epoch (history's val_<metric>)
+                                         .../test/       epoch_<metric> once, at the last epoch
+    <experiment>/<dataset>/<cell>/mean_std/              per cell, over the seeds that finished:
+                                                         <metric>/mean, /lower, /upper (mean -+ std)
 
-    <run>/            HParams session start and end (the end carries the true status)
-    <run>/train/      epoch_<metric> per epoch
-    <run>/validation/ epoch_<metric> per epoch (the history's val_<metric>)
-    <run>/test/       epoch_<metric> once, at the last epoch
-
-Events are written with TensorBoard's own protobuf writers, not TensorFlow ops: the same files
-as `tf.summary` writes, without an op dispatch per value (hundreds of runs log at once).
+The HParams session group of a run is its cell, and the seed is not an hparam, so a cell's seed
+repeats form one group. Events are written with TensorBoard's own protobuf writers, not TensorFlow
+ops: the same files `tf.summary` writes, without an op dispatch per value.
 """
 
+import json
+import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 GROUPS = {"": "train", "val_": "validation", "test_": "test"}
+MEAN_STD = "mean_std"
 
 
 def split_metric(key):
@@ -26,18 +37,14 @@ def split_metric(key):
     return "train", key
 
 
-class RunLog:
-    """Writes one run's events; call `epoch` per epoch, `test` once, `end` last."""
+class Events:
+    """Event files under a folder: one writer per subfolder ("" is the folder itself)."""
 
-    def __init__(self, run_dir, group_name, hparams):
-        from tensorboard.plugins.hparams import api as hp
-
-        self.run_dir, self.writers = Path(run_dir), {}
-        # the group name is the cell, so the seed repeats of a cell form one session group
-        self.write("session", 0, hp.hparams_pb(hparams, trial_id=group_name))
+    def __init__(self, root):
+        self.root, self.writers = Path(root), {}
 
     def write(self, group, step, summary):
-        """Append a `Summary` proto to a group's event file."""
+        """Append a `Summary` proto to a subfolder's event file."""
         from tensorboard.compat.proto.event_pb2 import Event
         from tensorboard.compat.proto.summary_pb2 import Summary
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
@@ -45,23 +52,183 @@ class RunLog:
         if not isinstance(summary, Summary):  # some helpers return TensorFlow's copy of the proto
             summary = Summary.FromString(summary.SerializeToString())
         if group not in self.writers:
-            path = self.run_dir if group == "session" else self.run_dir / group
-            self.writers[group] = EventFileWriter(str(path), max_queue_size=1000)
+            self.writers[group] = EventFileWriter(str(self.root / group), max_queue_size=1000)
         self.writers[group].add_event(Event(wall_time=time.time(), step=step, summary=summary))
 
-    def scalars(self, step, logs):
-        """Write `{metric: value}` with train/val_/test_ prefixes to their groups."""
-        from tensorboard.plugins.scalar.summary_v2 import scalar_pb
+    def scalars(self, group, step, values):
+        """`{tag: number}` as one event (what `scalar_pb` writes per value, without its overhead)."""
+        from tensorboard.plugins.scalar import metadata
 
+        self.write(group, step, _summary(metadata.create_summary_metadata(display_name=None, description=None), {
+            tag: _tensor(np.float32(value)) for tag, value in values.items()}))
+
+    def histograms(self, group, step, tables):
+        """`{tag: (buckets, 3) table}` (`diagnostics.histograms`) as histogram summaries."""
+        from tensorboard.plugins.histogram import metadata
+
+        tensors = {tag: _tensor(np.asarray(table, dtype="float64")) for tag, table in tables.items()}
+        described = metadata.create_summary_metadata(display_name=None, description=None)
+        self.write(group, step, _summary(described, tensors))
+
+    def text(self, group, tag, text):
+        from tensorboard.plugins.text.summary_v2 import text_pb
+
+        self.write(group, 0, text_pb(tag, text))
+
+    def close(self):
+        for writer in self.writers.values():
+            writer.close()
+
+
+def _tensor(array):
+    """A numpy float32 scalar or float64 array as a TensorProto."""
+    from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    if array.dtype == np.float32:  # a scalar: the default (empty) shape
+        return tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[float(array)])
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=n)
+                                                   for n in array.shape])
+    return tensor_pb2.TensorProto(dtype=types_pb2.DT_DOUBLE, tensor_shape=shape, tensor_content=array.tobytes())
+
+
+def _summary(metadata, tensors):
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    return Summary(value=[Summary.Value(tag=tag, metadata=metadata, tensor=tensor) for tag, tensor in tensors.items()])
+
+
+def _code(obj):
+    """JSON as a Markdown code block (the text dashboard renders Markdown)."""
+    return "\n".join("    " + line for line in json.dumps(obj, indent=2, default=str).splitlines())
+
+
+class RunLog(Events):
+    """One run's events; call `scalars` per epoch, `diagnostics` when due, `end` last."""
+
+    def __init__(self, run_dir, group_name, hparams, config):
+        from tensorboard.plugins.hparams import api as hp
+
+        super().__init__(run_dir)
+        # the group name is the cell, so the seed repeats of a cell form one session group
+        self.write("", 0, hp.hparams_pb(hparams, trial_id=group_name))
+        self.text("", "config", _code(config))
+
+    def metrics(self, step, logs):
+        """Write `{metric: value}` with train/val_/test_ prefixes to their groups."""
+        groups = {}
         for key, value in logs.items():
             group, name = split_metric(key)
-            self.write(group, step, scalar_pb(f"epoch_{name}", value))
+            groups.setdefault(group, {})[f"epoch_{name}"] = value
+        for group, values in groups.items():
+            self.scalars(group, step, values)
 
-    def end(self, status):
+    def diagnostics(self, step, scalars, histograms):
+        """Per-layer diagnostics, in the run's own folder (another writer per run costs more)."""
+        self.scalars("", step, scalars)
+        self.histograms("", step, histograms)
+
+    def end(self, status, reason=""):
         from tensorboard.plugins.hparams import api_pb2
         from tensorboard.plugins.hparams import summary as hparams_summary
 
         code = api_pb2.STATUS_SUCCESS if status == "ok" else api_pb2.STATUS_FAILURE
-        self.write("session", 0, hparams_summary.session_end_pb(code))
-        for writer in self.writers.values():
-            writer.close()
+        self.write("", 0, hparams_summary.session_end_pb(code))
+        self.text("", "status", f"{status}: {reason}" if reason else status)
+        self.close()
+
+
+# -- the experiment's own records ------------------------------------------------------------
+
+
+def session_hparams(run):
+    """A run's HParams: its axes but the seed, so a cell's seed repeats form one session group."""
+    return {k: float(v) if k == "learning_rate" else v for k, v in run.axes.items() if k != "seed"}
+
+
+def hparams_config(spec, runs):
+    """The HParams experiment: each axis' declared values (as the runs label them), and the
+    train/validation/test metrics; diagnostics and aggregates are not metrics."""
+    from tensorboard.plugins.hparams import api as hp
+
+    values = [session_hparams(r) for r in runs]
+    hparams = [hp.HParam(key, hp.Discrete(list(dict.fromkeys(v[key] for v in values)))) for key in values[0]]
+    kinds = {"train": hp.Metric.TRAINING, "validation": hp.Metric.VALIDATION, "test": None}
+    metrics = [hp.Metric(f"epoch_{m}", group=group, display_name=f"{group} {m}", dataset_type=kinds[group])
+               for group in GROUPS.values() for m in ["loss", *spec["metrics"]]]
+    return hp.hparams_config_pb(hparams=hparams, metrics=metrics)
+
+
+def _margin_layout(tags):
+    """A custom-scalars layout: one margin chart (mean, band from lower to upper) per tag."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.custom_scalar import layout_pb2, metadata
+    from tensorboard.util import tensor_util
+
+    series = layout_pb2.MarginChartContent.Series
+    charts = [layout_pb2.Chart(title=f"{tag} (mean +- std over seeds)", margin=layout_pb2.MarginChartContent(
+        series=[series(value=f"{tag}/mean", lower=f"{tag}/lower", upper=f"{tag}/upper")])) for tag in tags]
+    layout = layout_pb2.Layout(category=[layout_pb2.Category(title="mean +- std over seeds", chart=charts)])
+    tensor = tensor_util.make_tensor_proto(np.array(layout.SerializeToString(), dtype=np.object_))
+    return Summary(value=[Summary.Value(tag=metadata.CONFIG_SUMMARY_TAG, metadata=metadata.create_summary_metadata(),
+                                        tensor=tensor)])
+
+
+def _image(tag, png):
+    """A PNG file as an image summary (TensorBoard reads the encoded bytes as they are)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    data = Path(png).read_bytes()
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # the IHDR chunk
+    return Summary(value=[Summary.Value(tag=tag, image=Summary.Image(
+        height=height, width=width, colorspace=4, encoded_image_string=data))])
+
+
+def curve_tags(spec):
+    """The per-epoch metrics that get mean +- std runs: `train_<m>` and `val_<m>`."""
+    return [f"{split}_{m}" for m in ["loss", *spec["metrics"]] for split in ("val", "train")]
+
+
+def write_experiment(exp_dir, report_dir=None, aggregates=True):
+    """(Re)write the experiment's TensorBoard records from what is on disk: HParams config,
+    layout, config and environment text, the report's plots, and (with `aggregates`) the
+    mean +- std runs."""
+    from experiments.results import load_experiment, load_tables
+    from experiments.spec import expand
+
+    exp_dir = Path(exp_dir)
+    experiment = load_experiment(exp_dir)
+    spec = experiment["spec"]
+    for old in exp_dir.glob("events.out.tfevents.*"):
+        old.unlink()
+    events = Events(exp_dir)
+    events.write("", 0, hparams_config(spec, expand(spec)))
+    events.write("", 0, _margin_layout(curve_tags(spec)))
+    events.text("", "config", _code(spec))
+    events.text("", "environment", _code(experiment["environment"]))
+    for png in sorted(Path(report_dir).glob("*.png")) if report_dir else []:
+        events.write("", 0, _image(f"report/{png.stem}", png))
+    events.close()
+    if aggregates:
+        write_mean_std(exp_dir, spec, *load_tables(exp_dir))
+
+
+def write_mean_std(exp_dir, spec, runs, epochs):
+    """Per cell, `<cell>/mean_std`: each curve's mean and mean -+ std over the seeds that finished ok."""
+    cells = {run_id.rsplit("/", 1)[0] for run_id in runs["run_id"]}
+    for cell in cells:
+        shutil.rmtree(Path(exp_dir) / cell / MEAN_STD, ignore_errors=True)
+    ok = runs.loc[runs["status"] == "ok", "run_id"]
+    if epochs.empty or ok.empty:
+        return
+    epochs = epochs[epochs["run_id"].isin(ok)].assign(cell_dir=lambda e: e["run_id"].str.rsplit("/", n=1).str[0])
+    tags = [t for t in curve_tags(spec) if t in epochs]
+    for cell, part in epochs.groupby("cell_dir"):
+        stats = part.groupby("epoch")[tags].agg(["mean", "std"])
+        events = Events(Path(exp_dir) / cell / MEAN_STD)
+        for epoch, row in stats.iterrows():
+            values = {}
+            for tag in tags:
+                mean, std = row[(tag, "mean")], np.nan_to_num(row[(tag, "std")])  # one seed: no spread
+                values.update({f"{tag}/mean": mean, f"{tag}/lower": mean - std, f"{tag}/upper": mean + std})
+            events.scalars("", int(epoch), values)
+        events.close()

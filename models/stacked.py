@@ -33,8 +33,11 @@ class StackedDense(keras.layers.Layer):
         self.activation = get_activation(activation) if activation else None
         self.l1, self.l2 = l1, l2
 
+    def pre_activation(self, x):
+        return ops.matmul(x, self.kernel) + self.bias[:, None, :]
+
     def call(self, x):
-        y = ops.matmul(x, self.kernel) + self.bias[:, None, :]
+        y = self.pre_activation(x)
         return self.activation(y) if self.activation else y
 
     def penalty(self):

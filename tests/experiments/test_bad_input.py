@@ -66,6 +66,8 @@ CASES = {
                     "no file at '/nonexistent/d.csv'"),
     "metric for another task": (["metrics=['mean_absolute_error']"], "metric 'mean_absolute_error' does not apply"),
     "unknown engine": (["engine=jax"], "engine 'jax' is unknown; valid engines: vectorized, keras"),
+    "negative diagnostics interval": (["diagnostics.every=-1"], "diagnostics.every must be an integer >= 0, got -1"),
+    "unknown diagnostics key": (["diagnostics.often=1"], "diagnostics must be a table (every, probe) or false"),
 }
 
 

@@ -119,7 +119,7 @@ def test_a_short_training_gives_every_run_the_reference_results(name, tmp_path):
     assert list(vec_epochs.columns) == list(ref_epochs.columns)
     assert (vec["status"] == ref["status"]).all() and (vec["epochs_run"] == ref["epochs_run"]).all()
     assert (vec["reason"].fillna("") == ref["reason"].fillna("")).all()
-    metrics = [c for c in ref if c.startswith(("final_", "best_", "test_"))]
+    metrics = [c for c in ref if c.startswith(("final_", "best_", "test_", "diag_"))]
     assert set(metrics) <= set(vec) and any(c.startswith("test_") for c in metrics)
     np.testing.assert_allclose(vec[metrics].to_numpy(float), ref[metrics].to_numpy(float), rtol=1e-4, atol=1e-6)
     if name.startswith("divergence"):
