@@ -9,7 +9,7 @@ row per epoch (a run without result.json is retrained from scratch, so a torn ro
                                              (written just before result.json)
                               result.json    status, final/best/test metrics, diagnostics at
                                              step 0 (diag_init_*) and at the end (diag_end_*); written last
-                              train/ validation/ test/ diagnostics/ and events   TensorBoard
+                              train/ validation/ test/ and events   TensorBoard (diagnostics in the events)
 """
 
 import csv
