@@ -67,10 +67,12 @@ def cmd_run(args):
 def _report(exp_dir, output, name):
     """Build the report, then put its plots (and fresh mean +- std runs) into TensorBoard."""
     from experiments.report import build_report, report_dir
+    from experiments.results import load_tables
     from experiments.tensorboard_log import write_experiment
 
-    report = build_report(exp_dir, report_dir(output, name))
-    write_experiment(exp_dir, report.parent)
+    tables = load_tables(exp_dir)  # read every run once, for both
+    report = build_report(exp_dir, report_dir(output, name), tables)
+    write_experiment(exp_dir, report.parent, tables)
     return report
 
 

@@ -128,6 +128,13 @@ def measure(names, kinds, kernels, biases, outputs, gradients):
     return list(zip(scalars, tables, strict=True))
 
 
+def layer_kinds(config, head, n_layers):
+    """Each weighted layer's activation name: the model's hidden activation, then the head's."""
+    from models.builders import MODELS
+
+    return [MODELS.resolve(config["model"]).get("activation", "linear")] * (n_layers - 1) + [head.activation]
+
+
 def summary(scalars):
     """A run's headline figures from one step's scalars: the fewest distinct units of any hidden
     layer, the gradient ratio, and the mean dead and saturated fractions over hidden layers."""
@@ -148,7 +155,6 @@ def keras_probe(model, config, head, x, y):
     import keras
     from keras import ops
 
-    from models.builders import MODELS
     from models.losses import get as get_loss
 
     loss = get_loss(config["loss"])
@@ -171,7 +177,6 @@ def keras_probe(model, config, head, x, y):
         return pre, outputs, ops.sum(loss(y, x))
 
     outputs, gradients = signals(lambda x: backprop(forward, x), x)
-    hidden = MODELS.resolve(config["model"]).get("activation", "linear")
-    return measure([layer.name for layer in weighted], [hidden] * (len(weighted) - 1) + [head.activation],
+    return measure([layer.name for layer in weighted], layer_kinds(config, head, len(weighted)),
                    [layer.kernel.numpy()[None] for layer in weighted], [layer.bias.numpy()[None] for layer in weighted],
                    [a[None] for a in outputs], [g[None] for g in gradients])[0]

@@ -222,12 +222,11 @@ class Group:
 
     def _diagnose(self, step, active):
         """Per-layer diagnostics of every active member (`experiments.diagnostics`)."""
-        from experiments.diagnostics import measure, signals
+        from experiments.diagnostics import layer_kinds, measure, signals
 
         outputs, gradients = signals(self.backprop, self.probe[0])
         layers = self.model.dense_layers
-        hidden = MODELS.resolve(self.config["model"]).get("activation", "linear")
-        per_member = measure([layer.name for layer in layers], [hidden] * (len(layers) - 1) + [self.head.activation],
+        per_member = measure([layer.name for layer in layers], layer_kinds(self.config, self.head, len(layers)),
                              [layer.kernel.numpy() for layer in layers], [layer.bias.numpy() for layer in layers],
                              outputs, gradients)
         for m, (_, recorder) in enumerate(self.members):

@@ -131,15 +131,16 @@ def _table(frame):
     return frame.to_markdown(index=False)
 
 
-def build_report(exp_dir, out_dir):
-    """Write runs.csv, epochs.csv, cells.csv, curves.png, heatmap.png, report.md and report.html.
+def build_report(exp_dir, out_dir, tables=None):
+    """Write runs.csv, epochs.csv, cells.csv, curves.png, heatmap.png, report.md and report.html
+    (and diagnostics.csv, layers.png); `tables` is `load_tables(exp_dir)` if already read.
 
     Returns:
         the path of report.md.
     """
     experiment = load_experiment(exp_dir)
     spec, env = experiment["spec"], experiment["environment"]
-    runs, epochs = load_tables(exp_dir)
+    runs, epochs = load_tables(exp_dir) if tables is None else tables
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     headline = spec["metrics"][0]

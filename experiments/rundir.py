@@ -170,7 +170,6 @@ class RunRecorder:
                 for k, v in summary(self.diagnosed[step]).items()}
 
 
-
 def summarize(history, config):
     """Final and best value of every recorded metric, and epochs to reach each threshold."""
     from models.losses import greater_is_better

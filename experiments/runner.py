@@ -70,7 +70,7 @@ def run_experiment(spec, dataset, output=".", overwrite=False, progress=True):
 
     jobs = [(r, rundir.RunRecorder(r, exp_dir / r.run_id, on_epoch, on_finish=lambda run, result: bar.update()))
             for r in todo]
-    write_experiment(exp_dir, aggregates=False)  # the HParams dashboard is right while the grid trains
+    write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
     try:
         _engines()[spec["engine"]](jobs, dataset)
     finally:

@@ -103,7 +103,7 @@ def _code(obj):
 
 
 class RunLog(Events):
-    """One run's events; call `scalars` per epoch, `diagnostics` when due, `end` last."""
+    """One run's events; call `metrics` per epoch, `diagnostics` when due, `end` last."""
 
     def __init__(self, run_dir, group_name, hparams, config):
         from tensorboard.plugins.hparams import api as hp
@@ -188,11 +188,11 @@ def curve_tags(spec):
     return [f"{split}_{m}" for m in ["loss", *spec["metrics"]] for split in ("val", "train")]
 
 
-def write_experiment(exp_dir, report_dir=None, aggregates=True):
-    """(Re)write the experiment's TensorBoard records from what is on disk: HParams config,
-    layout, config and environment text, the report's plots, and (with `aggregates`) the
-    mean +- std runs."""
-    from experiments.results import load_experiment, load_tables
+def write_experiment(exp_dir, report_dir=None, tables=None):
+    """(Re)write the experiment's TensorBoard records: HParams config, layout, config and
+    environment text, the report's plots (from `report_dir`), and the mean +- std runs (from
+    `tables`, the `results.load_tables` pair)."""
+    from experiments.results import load_experiment
     from experiments.spec import expand
 
     exp_dir = Path(exp_dir)
@@ -208,8 +208,8 @@ def write_experiment(exp_dir, report_dir=None, aggregates=True):
     for png in sorted(Path(report_dir).glob("*.png")) if report_dir else []:
         events.write("", 0, _image(f"report/{png.stem}", png))
     events.close()
-    if aggregates:
-        write_mean_std(exp_dir, spec, *load_tables(exp_dir))
+    if tables is not None:
+        write_mean_std(exp_dir, spec, *tables)
 
 
 def write_mean_std(exp_dir, spec, runs, epochs):
