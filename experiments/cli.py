@@ -54,8 +54,8 @@ def _load(args):
 def cmd_run(args):
     from experiments.runner import run_experiment
 
-    spec, dataset = _load(args)
-    exp_dir, trained, skipped = run_experiment(spec, dataset, args.output, args.overwrite, progress=not args.quiet)
+    spec, datasets = _load(args)
+    exp_dir, trained, skipped = run_experiment(spec, datasets, args.output, args.overwrite, progress=not args.quiet)
     report = _report(exp_dir, args.output, spec["name"])
     print(f"{spec['name']}: trained {trained} runs, skipped {skipped} already finished")
     print(f"  report:      {report} (and report.html)")
@@ -79,11 +79,12 @@ def _report(exp_dir, output, name):
 def cmd_validate(args):
     from experiments.spec import expand
 
-    spec, dataset = _load(args)
+    spec, datasets = _load(args)
     runs = expand(spec)
     cells = dict.fromkeys(r.cell for r in runs)
+    data = ", ".join(f"{d.name} ({len(d.x_train)} training examples)" for d in datasets)
     print(f"{spec['name']}: valid; {len(runs)} runs = {len(cells)} cells x {len(spec['seeds'])} seeds "
-          f"on {dataset.name} ({dataset.task}, {len(dataset.x_train)} training examples)")
+          f"on {data}, a {datasets[0].task} task")
     for cell in cells:
         print(f"  {cell}")
     return 0

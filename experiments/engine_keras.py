@@ -85,14 +85,15 @@ def fit_one(run, data, recorder):
 
 
 def train_one(run, data, recorder):
-    """Fit, then evaluate on test unless the run diverged: the test metrics, or None."""
+    """Fit, then unless the run diverged evaluate on the test and the training set: the two
+    metrics dicts, or (None, None)."""
     from models.losses import encode_targets
 
     model, head = fit_one(run, data, recorder)
     if recorder.diverged:
-        return None
-    return model.evaluate(data.x_test, encode_targets(data.y_test, head), batch_size=256, verbose=0,
-                          return_dict=True)
+        return None, None
+    return tuple(model.evaluate(x, encode_targets(y, head), batch_size=256, verbose=0, return_dict=True)
+                 for x, y in ((data.x_test, data.y_test), (data.x_train, data.y_train)))
 
 
 def train_runs(jobs, data):
@@ -111,8 +112,8 @@ def train_runs(jobs, data):
         started = time.perf_counter()
         recorder.start()
         try:
-            test = train_one(run, data, recorder)
-            result = recorder.finish("ok", time.perf_counter() - started, test)
+            test, train_set = train_one(run, data, recorder)
+            result = recorder.finish("ok", time.perf_counter() - started, test, train_set=train_set)
         except Exception as e:  # noqa: BLE001 - a failed run is data; the grid goes on
             result = recorder.finish("failed", time.perf_counter() - started, reason=failure_reason(e))
         keras.backend.clear_session()  # keep graph memory flat over long grids

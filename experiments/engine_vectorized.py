@@ -31,9 +31,9 @@ JIT = True
 EVAL_CHUNK = 2048  # examples per evaluation call: bounds memory on large sets
 
 
-def unsupported(spec):
-    """Why this engine cannot train a spec ('' when it can); the runner then uses the reference."""
-    name, model = MODELS.parse(spec["model"])["name"], MODELS.resolve(spec["model"])
+def unsupported(model):
+    """Why this engine cannot train a model ('' when it can); the runner then uses the reference."""
+    name, model = MODELS.parse(model)["name"], MODELS.resolve(model)
     if name == "cnn":
         return "model 'cnn' has no stacked version"
     if model.get("dropout"):
@@ -250,13 +250,13 @@ class Group:
         values["loss"] = np.asarray(loss_sum, dtype="float64") / n
         return [{prefix + k: float(values[k][m]) for k in sorted(values)} for m in range(self.size)]
 
-    def _evaluate(self, split):
+    def _evaluate(self, split, prefix=""):
         n = int(self.x[split].shape[0])
         loss_sum, stat_sum = 0.0, 0.0
         for start in range(0, n, EVAL_CHUNK):
             out = self.evaluate_chunk(self.x[split][start:start + EVAL_CHUNK], self.y[split][start:start + EVAL_CHUNK])
             loss_sum, stat_sum = loss_sum + out[0].numpy(), stat_sum + out[1].numpy()
-        return self._logs(loss_sum, stat_sum, n, prefix="" if split == "test" else "val_")
+        return self._logs(loss_sum, stat_sum, n, prefix)
 
     def train(self, started):
         config, size = self.config, self.size
@@ -275,7 +275,7 @@ class Group:
             if full < n:
                 rest = self.train_rest(order[:, full:].reshape(size, 1, -1))
                 loss_sum, stat_sum = loss_sum + rest[0].numpy(), stat_sum + rest[1].numpy()
-            train_logs, val_logs = self._logs(loss_sum, stat_sum, n), self._evaluate("val")
+            train_logs, val_logs = self._logs(loss_sum, stat_sum, n), self._evaluate("val", "val_")
             weights = [v.numpy() for v in self.variables] if stopping.on else None
             stopped = np.zeros(size, dtype=bool)
             for m, (_, recorder) in enumerate(self.members):
@@ -295,9 +295,10 @@ class Group:
         if stopping.on:
             for v, best in zip(self.variables, stopping.restore([v.numpy() for v in self.variables]), strict=True):
                 v.assign(best)
-        test_logs = self._evaluate("test")
+        test_logs, train_logs = self._evaluate("test"), self._evaluate("train")
         wall = (time.perf_counter() - started) / size  # the group's time, shared evenly
-        return [recorder.finish("ok", wall, None if recorder.diverged else test_logs[m])
+        return [recorder.finish("ok", wall, test=None if recorder.diverged else test_logs[m],
+                                train_set=None if recorder.diverged else train_logs[m], share=1 / size)
                 for m, (_, recorder) in enumerate(self.members)]
 
 

@@ -127,6 +127,14 @@ def _diagnostics_table(runs, axes):
     return table[[c for c in names if c in table]].rename(columns=names).reset_index()
 
 
+def _as_list(value):
+    return value if isinstance(value, list) else [value]  # older records hold single values
+
+
+def _listed(value):
+    return ", ".join(map(label, _as_list(value)))
+
+
 def _table(frame):
     return frame.to_markdown(index=False)
 
@@ -167,7 +175,8 @@ def build_report(exp_dir, out_dir, tables=None):
     pivot = pivot.reset_index()
     ranking = cells.drop(columns=["ok", "result"])
     bad = runs[runs["status"].isin(["diverged", "failed"])]
-    dataset = experiment["dataset"]
+    datasets = experiment.get("datasets") or [experiment["dataset"]]  # one dataset in older records
+    engines = runs["engine"].value_counts() if "engine" in runs else pd.Series({spec["engine"]: len(runs)})
     lines = [
         f"# {spec['name']}",
         "",
@@ -175,14 +184,16 @@ def build_report(exp_dir, out_dir, tables=None):
         "",
         "## Setup",
         "",
-        f"- dataset: {label(spec['dataset'])} ({dataset['task']}, {dataset['n_train']} train / "
-        f"{dataset['n_val']} validation / {dataset['n_test']} test, inputs {dataset['input_shape']})",
-        *[f"  - {note}" for note in dataset["notes"]],
-        f"- model: {label(spec['model'])}; bias initializer {label(spec['bias_initializer'])}",
-        f"- optimizer: {', '.join(map(label, spec['optimizer']))}; learning rate {spec['learning_rate']}; "
-        f"batch size {spec['batch_size']}; epochs {spec['epochs']}; engine {spec['engine']}",
+        *[line for d, summary in zip(_as_list(spec["dataset"]), datasets, strict=True)
+          for line in [f"- dataset: {label(d)} ({summary['task']}, {summary['n_train']} train / "
+                       f"{summary['n_val']} validation / {summary['n_test']} test, inputs {summary['input_shape']}, "
+                       f"split seed {d.get('split_seed', 0)})", *[f"  - {note}" for note in summary["notes"]]]],
+        f"- model: {_listed(spec['model'])}; bias initializer {label(spec['bias_initializer'])}",
+        f"- optimizer: {_listed(spec['optimizer'])}; learning rate {spec['learning_rate']}; "
+        f"batch size {spec['batch_size']}; epochs {spec['epochs']}; "
+        f"engine {', '.join(f'{e} ({n} runs)' for e, n in engines.items())}",
         f"- early stopping: {spec['early_stopping'] if spec['early_stopping']['patience'] else 'off'}",
-        f"- seeds: {spec['seeds']} (split seed {spec['dataset'].get('split_seed', 0)})",
+        f"- seeds: {spec['seeds']}",
         f"- runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in runs['status'].value_counts().items())})",
         "",
         f"## Test {headline}: mean +- std (n seeds that finished)",

@@ -8,7 +8,7 @@ import pandas as pd
 from experiments.rundir import DIAGNOSTICS, HISTORY, RESULT, read_json
 from models.losses import greater_is_better
 
-AXES = ("initializer", "loss", "optimizer", "learning_rate", "batch_size")
+AXES = ("dataset", "model", "initializer", "loss", "optimizer", "learning_rate", "batch_size")
 STATUSES = ("ok", "diverged", "failed", "unfinished")  # a run's status, or not finished yet
 
 

@@ -7,7 +7,7 @@ row per epoch (a run without result.json is retrained from scratch, so a torn ro
                               history.csv    one row per epoch, appended as it ends
                               diagnostics.csv  per-layer diagnostics: step, quantity, layer, value
                                              (written just before result.json)
-                              result.json    status, final/best/test metrics, diagnostics at
+                              result.json    status, times, final/best/test/train_set metrics, diagnostics at
                                              step 0 (diag_init_*) and at the end (diag_end_*); written last
                               train/ validation/ test/ and events   TensorBoard (diagnostics in the events)
 """
@@ -18,7 +18,9 @@ import json
 import math
 import os
 import shutil
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 CONFIG, HISTORY, RESULT, DIAGNOSTICS = "config.json", "history.csv", "result.json", "diagnostics.csv"
@@ -102,16 +104,21 @@ class RunRecorder:
     def __init__(self, run, run_dir, on_epoch=None, on_finish=None):
         self.run, self.run_dir, self.on_epoch, self.on_finish = run, Path(run_dir), on_epoch, on_finish
         self.history, self.log, self.diverged = [], None, False
+        self.epoch_times, self.clock = [], None  # seconds between epoch ends (the first from start)
         self.diagnosed = {}  # step -> diagnostics scalars; diagnostics.csv is written with the result
 
     def start(self):
         from experiments.tensorboard_log import RunLog, session_hparams
 
         start(self.run_dir, self.run.config)
+        self.clock = time.perf_counter()
         self.log = RunLog(self.run_dir, self.run.run_id.rsplit("/", 1)[0], session_hparams(self.run), self.run.config)
 
     def epoch(self, logs):
         """Record one epoch's metrics; returns False when the loss is NaN or inf (diverged)."""
+        now = time.perf_counter()
+        self.epoch_times.append(now - self.clock)
+        self.clock = now
         row = {"epoch": len(self.history) + 1, **{k: float(v) for k, v in logs.items()}}
         self.history.append(row)
         with open(self.run_dir / HISTORY, "a") as f:
@@ -131,8 +138,13 @@ class RunRecorder:
         self.diagnosed[step] = scalars
         self.log.diagnostics(step, scalars, histograms)
 
-    def finish(self, status, wall_time, test=None, reason=""):
-        """Write result.json (last) and close the TensorBoard session with the true status."""
+    def finish(self, status, wall_time, test=None, reason="", train_set=None, share=1.0):
+        """Write result.json (last) and close the TensorBoard session with the true status.
+
+        Args:
+            test, train_set: metrics evaluated after training on the test and training sets.
+            share: this run's share of the measured times (runs trained together split them).
+        """
         from experiments.environment import library_versions
 
         if status == "ok" and self.diverged:
@@ -146,7 +158,9 @@ class RunRecorder:
         result = {
             "run_id": self.run.run_id, "cell": self.run.cell, **self.run.axes,
             "status": status, "reason": reason, "epochs_run": len(self.history),
-            "wall_time_s": round(wall_time, 3), **summarize(self.history, self.run.config), **test,
+            "wall_time_s": round(wall_time, 3), "epoch_time_s": self._epoch_time(share),
+            **summarize(self.history, self.run.config), **test,
+            **{f"train_set_{k}": float(v) for k, v in (train_set or {}).items()},
             **self._diagnosed(), "libraries": library_versions(),
         }
         if self.diagnosed:  # like history.csv, not synced: without result.json the run is redone anyway
@@ -158,6 +172,11 @@ class RunRecorder:
             self.on_finish(self.run, result)
         return result
 
+
+    def _epoch_time(self, share):
+        """Median seconds per epoch; the first epoch (graph tracing and compiling) counts only alone."""
+        times = self.epoch_times[1:] or self.epoch_times
+        return round(statistics.median(times) * share, 5) if times else None
 
     def _diagnosed(self):
         """diag_init_* (step 0) and diag_end_* (the latest step) headline figures."""

@@ -3,6 +3,8 @@
 "What to run" (`spec.expand`) stays apart from "how to train it" (an engine's `train_runs`).
 """
 
+import dataclasses
+import json
 import math
 import sys
 from pathlib import Path
@@ -19,27 +21,32 @@ def _engines():
     return {"keras": engine_keras.train_runs, "vectorized": engine_vectorized.train_runs}
 
 
-def resolve_engine(spec):
-    """The engine that will train a spec: vectorized falls back to keras, with a one-line notice."""
+def resolve_engines(spec, runs):
+    """The runs with the engine that will train each: vectorized falls back to keras for a model
+    it cannot stack, with a one-line notice per model."""
     from experiments.engine_vectorized import unsupported
+    from initializers.registry import label
 
-    reason = spec["engine"] == "vectorized" and unsupported(spec)
-    if reason:
-        print(f"notice: {spec['name']}: the vectorized engine does not support this model ({reason}); "
-              "training with the keras engine", file=sys.stderr)
-        return {**spec, "engine": "keras"}
-    return spec
+    if spec["engine"] != "vectorized":
+        return runs
+    reasons = {json.dumps(m, sort_keys=True): unsupported(m) for m in spec["model"]}
+    for model, reason in zip(spec["model"], reasons.values(), strict=True):
+        if reason:
+            print(f"notice: {spec['name']}: the vectorized engine does not support model {label(model)} ({reason}); "
+                  "training its runs with the keras engine", file=sys.stderr)
+    return [dataclasses.replace(r, config={**r.config, "engine": "keras"})
+            if reasons[json.dumps(r.config["model"], sort_keys=True)] else r for r in runs]
 
 
 def experiment_dir(output, name):
     return Path(output) / "runs" / name
 
 
-def run_experiment(spec, dataset, output=".", overwrite=False, progress=True):
+def run_experiment(spec, datasets, output=".", overwrite=False, progress=True):
     """Train every unfinished run of a validated spec.
 
     Args:
-        spec, dataset: as returned by `spec.validate`.
+        spec, datasets: as returned by `spec.validate`.
         output: the output tree; runs go to `<output>/runs/<name>/`.
         overwrite: rerun finished runs too.
         progress: show the grid progress bar (on stderr).
@@ -48,13 +55,12 @@ def run_experiment(spec, dataset, output=".", overwrite=False, progress=True):
     """
     from tqdm import tqdm
 
-    spec = resolve_engine(spec)
     exp_dir = experiment_dir(output, spec["name"])
-    runs = expand(spec)
+    runs = resolve_engines(spec, expand(spec))
     rundir.write_json(exp_dir / "experiment.json", {
         "spec": spec,
-        "runs": [{"run_id": r.run_id, "cell": r.cell, **r.axes} for r in runs],
-        "dataset": dataset.summary(),
+        "runs": [{"run_id": r.run_id, "cell": r.cell, **r.axes, "engine": r.config["engine"]} for r in runs],
+        "datasets": [d.summary() for d in datasets],
         "environment": describe(),
     })
     todo = [r for r in runs if overwrite or not rundir.is_finished(exp_dir / r.run_id, r.config)]
@@ -71,8 +77,14 @@ def run_experiment(spec, dataset, output=".", overwrite=False, progress=True):
     jobs = [(r, rundir.RunRecorder(r, exp_dir / r.run_id, on_epoch, on_finish=lambda run, result: bar.update()))
             for r in todo]
     write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
+    by_key = {json.dumps(d, sort_keys=True): data for d, data in zip(spec["dataset"], datasets, strict=True)}
+    parts = {}  # (dataset, engine) -> jobs, in grid order
+    for job in jobs:
+        config = job[0].config
+        parts.setdefault((json.dumps(config["dataset"], sort_keys=True), config["engine"]), []).append(job)
     try:
-        _engines()[spec["engine"]](jobs, dataset)
+        for (key, engine), part in parts.items():
+            _engines()[engine](part, by_key[key])
     finally:
         bar.close()
     return exp_dir, len(todo), len(runs) - len(todo)

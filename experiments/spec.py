@@ -1,7 +1,7 @@
 """The experiment spec: a TOML file, `--set` overrides, validation, and the grid of runs.
 
-A spec's list-valued axes (initializers, losses, seeds, and optimizer, learning_rate or
-batch_size when given as lists) span the grid. Validation finds every problem before anything
+A spec's list-valued axes (initializers, losses, seeds, and dataset, model, optimizer,
+learning_rate or batch_size when given as lists) span the grid. Validation finds every problem before anything
 trains and reports them all at once. Nothing here imports TensorFlow.
 """
 
@@ -43,6 +43,8 @@ REQUIRED = ("dataset", "initializers", "losses")
 ENGINES = ("vectorized", "keras")  # vectorized falls back to keras where it cannot train a model
 # Axes in grid order: (spec field, run key, may the field be a single value?)
 AXES = (
+    ("dataset", "dataset", True),
+    ("model", "model", True),
     ("initializers", "initializer", False),
     ("losses", "loss", False),
     ("optimizer", "optimizer", True),
@@ -134,7 +136,7 @@ def validate(config):
     """Check a config and resolve it; every problem is reported at once.
 
     Returns:
-        (resolved config, loaded `Dataset`).
+        (resolved config, the loaded `Dataset`s in the order of `spec["dataset"]`).
     Raises:
         SpecError: one line per problem, each naming the bad value and the valid choices.
     """
@@ -151,12 +153,9 @@ def validate(config):
     if missing:
         raise SpecError(problems)
 
-    spec["dataset"] = _check(problems, DATASETS.parse, spec["dataset"])
-    dataset = _check(problems, load_dataset, spec["dataset"]) if spec["dataset"] else None
-    spec["model"] = _check(problems, MODELS.parse, spec["model"])
     spec["bias_initializer"] = _check(problems, initializers.parse, spec["bias_initializer"])
-    for field, parse in (("initializers", initializers.parse), ("losses", LOSSES.parse),
-                         ("optimizer", OPTIMIZERS.parse)):
+    for field, parse in (("dataset", DATASETS.parse), ("model", MODELS.parse), ("initializers", initializers.parse),
+                         ("losses", LOSSES.parse), ("optimizer", OPTIMIZERS.parse)):
         values = _as_list(spec[field])
         if not values:
             problems.append(f"{field} must not be empty")
@@ -173,21 +172,27 @@ def validate(config):
     _check(problems, _check_early_stopping, spec)
     _check(problems, _check_diagnostics, spec)
 
-    if dataset is not None:
-        task = dataset.task
+    datasets = [_check(problems, load_dataset, d) for d in spec["dataset"] if d is not None]
+    if datasets and None not in datasets:
+        tasks = {d.task for d in datasets}
+        if len(tasks) > 1:
+            problems.append(f"the datasets of one experiment must share a task, got {', '.join(sorted(tasks))}; "
+                            "split them into separate experiments")
+        task = datasets[0].task
         for loss in spec["losses"]:
             if loss is not None:
                 _check(problems, check_loss, loss, task)
         spec["metrics"] = spec["metrics"] or DEFAULT_METRICS[task]
         _check(problems, _check_metrics, spec["metrics"], spec["thresholds"], task)
-        if isinstance(spec["model"], dict) and spec["model"]["name"] == "cnn" and len(dataset.input_shape) != 3:
-            problems.append(
-                f"model 'cnn' needs image-shaped data; dataset '{dataset.name}' has inputs of shape "
-                f"{tuple(dataset.input_shape)} (use model 'mlp' or 'linear', or digits/mnist)"
-            )
+        for model, dataset in itertools.product(spec["model"], datasets):
+            if isinstance(model, dict) and model["name"] == "cnn" and len(dataset.input_shape) != 3:
+                problems.append(
+                    f"model 'cnn' needs image-shaped data; dataset '{dataset.name}' has inputs of shape "
+                    f"{tuple(dataset.input_shape)} (use model 'mlp' or 'linear', or digits/mnist)"
+                )
     if problems:
         raise SpecError(problems)
-    return spec, dataset
+    return spec, datasets
 
 
 def _check_early_stopping(spec):
@@ -248,11 +253,10 @@ class RunSpec:
 
 def expand(spec):
     """The product of the list-valued axes and the seeds, in a stable order."""
-    values = [spec[field] for field, _, _ in AXES]
-    shown = [i for i, (field, _, single) in enumerate(AXES) if not single or len(spec[field]) > 1]
+    values = [_as_list(spec[field]) for field, _, _ in AXES]  # older records hold single values
+    shown = [i for i, (_, _, single) in enumerate(AXES) if not single or len(values[i]) > 1]
     # the description is documentation: editing it must not make finished runs stale
     shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds", "description"}}
-    dataset = spec["dataset"]["name"]
     runs = []
     for combo in itertools.product(*values):
         axes = {key: value for (_, key, _), value in zip(AXES, combo, strict=True)}
@@ -260,7 +264,7 @@ def expand(spec):
         cell = " | ".join(_cell_part(AXES[i][1], combo[i]) for i in shown)
         for seed in spec["seeds"]:
             runs.append(RunSpec(
-                run_id=f"{dataset}/{cell_slug}/seed_{seed}",
+                run_id=f"{axes['dataset']['name']}/{cell_slug}/seed_{seed}",
                 cell=cell,
                 axes={**{key: _axis_label(v) for key, v in axes.items()}, "seed": seed},
                 config={**shared, **axes, "seed": seed},

@@ -24,8 +24,8 @@ def plain_loop(config_path, seeds):
 
     from experiments.spec import load_config, validate
 
-    spec, data = validate({**load_config(config_path), "seeds": seeds})
-    model_spec = spec["model"]
+    spec, (data,) = validate({**load_config(config_path), "seeds": seeds})
+    model_spec = spec["model"][0]
     y = {split: keras.utils.to_categorical(getattr(data, f"y_{split}"), data.n_classes) for split in
          ("train", "val", "test")}
     started = time.perf_counter()

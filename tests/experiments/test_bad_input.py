@@ -50,6 +50,7 @@ CASES = {
     "binary cross-entropy on multiclass": (["dataset=iris", "losses=['binary_crossentropy']"],
                                            "loss 'binary_crossentropy' does not apply to a multiclass task"),
     "cnn on tabular data": (["model=cnn"], "model 'cnn' needs image-shaped data"),
+    "datasets of two tasks": (["dataset=['moons', 'iris']"], "datasets of one experiment must share a task"),
     "zero batch size": (["batch_size=0"], "batch_size must be an integer > 0, got 0"),
     "negative learning rate": (["learning_rate=-0.1"], "learning_rate must be a number > 0, got -0.1"),
     "zero epochs": (["epochs=0"], "epochs must be an integer > 0, got 0"),

@@ -70,14 +70,14 @@ def test_keras_probe_sees_zeros_and_he_normal_as_expected():
     from models import build, head_for
     from models.losses import encode_targets
 
-    spec, data = validate({"name": "p", "dataset": "digits", "initializers": ["zeros"],
+    spec, (data,) = validate({"name": "p", "dataset": "digits", "initializers": ["zeros"],
                            "losses": ["categorical_crossentropy"], "model": {"name": "mlp", "widths": [32, 16]}})
     head = head_for(data.task, spec["losses"][0], data.n_classes, data.n_targets)
     x, y = data.x_train[:256], encode_targets(data.y_train[:256], head)
     figures = {}
     for init in ("zeros", "he_normal"):
-        model = build(spec["model"], data.input_shape, head, init, "zeros", 0)
-        config = {"model": spec["model"], "loss": spec["losses"][0]}
+        model = build(spec["model"][0], data.input_shape, head, init, "zeros", 0)
+        config = {"model": spec["model"][0], "loss": spec["losses"][0]}
         figures[init] = diagnostics.keras_probe(model, config, head, x, y)[0]
         keras.backend.clear_session()
     zeros, he = figures["zeros"], figures["he_normal"]

@@ -17,7 +17,7 @@ import pytest
 
 from experiments import engine_keras, engine_vectorized, rundir
 from experiments.results import load_tables
-from experiments.runner import resolve_engine, run_experiment
+from experiments.runner import resolve_engines, run_experiment
 from experiments.spec import expand, validate
 from initializers import INITIALIZERS
 from models import build, head_for
@@ -31,7 +31,7 @@ DIGITS = {
 
 def _group(config, tmp_path):
     """The experiment's runs as one vectorized group, recorders in tmp_path."""
-    spec, data = validate(config)
+    spec, (data,) = validate(config)
     jobs = [(run, rundir.RunRecorder(run, tmp_path / "vec" / run.run_id)) for run in expand(spec)]
     jobs.sort(key=lambda job: json.dumps(job[0].config["loss"], sort_keys=True))
     for _, recorder in jobs:
@@ -119,7 +119,7 @@ def test_a_short_training_gives_every_run_the_reference_results(name, tmp_path):
     assert list(vec_epochs.columns) == list(ref_epochs.columns)
     assert (vec["status"] == ref["status"]).all() and (vec["epochs_run"] == ref["epochs_run"]).all()
     assert (vec["reason"].fillna("") == ref["reason"].fillna("")).all()
-    metrics = [c for c in ref if c.startswith(("final_", "best_", "test_", "diag_"))]
+    metrics = [c for c in ref if c.startswith(("final_", "best_", "test_", "train_set_", "diag_"))]
     assert set(metrics) <= set(vec) and any(c.startswith("test_") for c in metrics)
     np.testing.assert_allclose(vec[metrics].to_numpy(float), ref[metrics].to_numpy(float), rtol=1e-4, atol=1e-6)
     if name.startswith("divergence"):
@@ -128,12 +128,17 @@ def test_a_short_training_gives_every_run_the_reference_results(name, tmp_path):
 
 def test_the_vectorized_engine_is_the_default_and_falls_back_for_what_it_cannot_stack(capsys):
     spec, _ = validate(DIGITS)
-    assert spec["engine"] == "vectorized" and resolve_engine(spec)["engine"] == "vectorized"
+    assert spec["engine"] == "vectorized"
+    assert {r.config["engine"] for r in resolve_engines(spec, expand(spec))} == {"vectorized"}
     for model in ({"name": "cnn"}, {"name": "mlp", "dropout": 0.2}, {"name": "mlp", "batch_norm": True}):
         spec, _ = validate({**DIGITS, "model": model})
-        assert resolve_engine(spec)["engine"] == "keras"
+        assert {r.config["engine"] for r in resolve_engines(spec, expand(spec))} == {"keras"}
         notice = capsys.readouterr().err.strip()
-        assert notice.startswith("notice: eq: the vectorized engine does not support") and "\n" not in notice
+        assert notice.startswith("notice: eq: the vectorized engine does not support model") and "\n" not in notice
+    # on a model axis, only the runs of the model it cannot stack fall back
+    spec, _ = validate({**DIGITS, "model": ["mlp", {"name": "mlp", "dropout": 0.2}]})
+    engines = {r.axes["model"]: r.config["engine"] for r in resolve_engines(spec, expand(spec))}
+    assert engines == {"mlp": "vectorized", "mlp(dropout=0.2)": "keras"}
 
 
 def test_a_failing_group_is_recorded_as_failed_and_the_other_groups_go_on(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from experiments.report import build_report
 from experiments.results import load_tables, summarize_cells
 from experiments.runner import run_experiment
 from experiments.spec import validate
+from initializers.registry import label
 
 BASE = {
     "name": "tiny", "dataset": {"name": "moons", "n_samples": 80}, "model": {"name": "mlp", "widths": [8]},
@@ -153,3 +154,25 @@ def test_early_stopping_ends_a_run_and_the_cnn_trains_on_digits(tmp_path):
                          thresholds={})
     runs, _ = load_tables(exp_dir)
     assert list(runs["status"]) == ["ok"] and runs["test_accuracy"].iloc[0] > 0.5  # chance is 0.1
+
+
+def test_dataset_and_model_axes_train_each_pair_on_its_own_data_and_engine(tmp_path, capsys):
+    moons = {"name": "moons", "n_samples": 80}
+    exp_dir, trained, _ = _run(tmp_path, dataset=[moons, {**moons, "standardize": "none", "noise": 0.05}],
+                               model=["linear", {"name": "mlp", "widths": [8], "dropout": 0.5}],
+                               initializers=["he_normal"], losses=["binary_crossentropy"], seeds=[0])
+    assert trained == 4 and "does not support model mlp(widths=[8], dropout=0.5)" in capsys.readouterr().err
+    runs, _ = load_tables(exp_dir)
+    cell = "moons(n_samples=80, standardize=none, noise=0.05) | linear | he_normal | binary_crossentropy"
+    assert cell in set(runs["cell"]) and runs["cell"].nunique() == 4 and set(runs["status"]) == {"ok"}
+    assert dict(zip(runs["model"], runs["engine"], strict=False)) == {"linear": "vectorized",
+                                                                      "mlp(widths=[8], dropout=0.5)": "keras"}
+    for _, run in runs.iterrows():
+        config = json.loads((exp_dir / run["run_id"] / "config.json").read_text())
+        assert label(config["dataset"]) == run["dataset"] and label(config["model"]) == run["model"]
+    # each run saw its own dataset: noise 0.05 unstandardized moons are not the noise 0.2 ones
+    linear = runs[runs["model"] == "linear"].set_index("dataset")
+    assert linear["final_loss"].nunique() == 2
+    assert (runs["epoch_time_s"] > 0).all() and runs["train_set_accuracy"].between(0, 1).all()
+    assert "- dataset: moons(n_samples=80, standardize=none, noise=0.05)" in build_report(exp_dir, tmp_path / "r")\
+        .read_text()

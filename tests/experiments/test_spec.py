@@ -26,7 +26,7 @@ def test_every_shipped_config_is_documented_and_takes_the_standard_overrides(pat
 
 
 def test_digits_default_grid_is_the_issue_grid():
-    spec, data = validate(load_config(CONFIGS[[p.stem for p in CONFIGS].index("digits_init_x_loss")]))
+    spec, (data,) = validate(load_config(CONFIGS[[p.stem for p in CONFIGS].index("digits_init_x_loss")]))
     runs = expand(spec)
     assert len(runs) == 6 * 3 * 3 and data.name == "digits"
     assert len({r.run_id for r in runs}) == len(runs)

@@ -132,7 +132,8 @@ def test_hparams_declare_every_value_of_every_axis_and_the_metrics_by_group(boar
     _, post, _, _, _ = board
     experiment = post("/data/plugin/hparams/experiment", {"experimentName": ""})
     domains = {h["name"]: h["domainDiscrete"] for h in experiment["hparamInfos"]}
-    assert domains == {"initializer": ["he_normal", "zeros"], "loss": ["huber", "mean_squared_error"],
+    assert domains == {"dataset": ["regression(n_samples=300)"], "model": ["mlp(widths=[8, 8])"],
+                       "initializer": ["he_normal", "zeros"], "loss": ["huber", "mean_squared_error"],
                        "optimizer": ["sgd"], "learning_rate": [0.01, 1000.0], "batch_size": [32]}
     metrics = {(m["name"]["group"], m["name"]["tag"]) for m in experiment["metricInfos"]}
     assert metrics == {(g, f"epoch_{m}") for g in ("train", "validation", "test")
