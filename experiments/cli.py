@@ -1,4 +1,4 @@
-"""Command line: `python -m experiments run|validate|report|list`.
+"""Command line: `python -m experiments run|validate|report|claims|list`.
 
 Kept thin: each command is a plain function call (`spec.validate`, `runner.run_experiment`,
 `report.build_report`). Nothing heavy is imported before a command needs it, so `--help` is
@@ -38,6 +38,16 @@ def _parser():
                                  description="rebuild reports from what runs wrote to disk")
     report.add_argument("names", nargs="*", metavar="EXPERIMENT", help="experiment names (default: all under DIR/runs)")
     report.add_argument("--output", default=".", metavar="DIR", help="output tree holding runs/ (default .)")
+    claims = commands.add_parser("claims", help="run the textbook-claim experiments and write the claims report",
+                                 description="run the textbook-claim experiments (finished runs are skipped) and "
+                                             "write reports/claims/claims.md with a verdict per claim")
+    claims.add_argument("configs", nargs="*", metavar="CONFIG",
+                        help="claim configs (default: every experiments/configs/claims/*.toml)")
+    claims.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
+                        help="override a field of every claim config, e.g. engine=keras (repeatable)")
+    claims.add_argument("--output", default=".", metavar="DIR", help="output tree: DIR/runs and DIR/reports")
+    claims.add_argument("--overwrite", action="store_true", help="rerun finished runs too")
+    claims.add_argument("--quiet", action="store_true", help="no progress bars")
     catalogue = commands.add_parser("list", help="list the catalogues: initializers, losses, ...",
                                     description="list the catalogues and their parameters")
     catalogue.add_argument("which", nargs="?", help="one catalogue (default: all)")
@@ -64,13 +74,13 @@ def cmd_run(args):
     return 0
 
 
-def _report(exp_dir, output, name):
+def _report(exp_dir, output, name, tables=None):
     """Build the report, then put its plots (and fresh mean +- std runs) into TensorBoard."""
     from experiments.report import build_report, report_dir
     from experiments.results import load_tables
     from experiments.tensorboard_log import write_experiment
 
-    tables = load_tables(exp_dir)  # read every run once, for both
+    tables = load_tables(exp_dir) if tables is None else tables  # read every run once, for both
     report = build_report(exp_dir, report_dir(output, name), tables)
     write_experiment(exp_dir, report.parent, tables)
     return report
@@ -100,6 +110,42 @@ def cmd_report(args):
     return 0
 
 
+def cmd_claims(args):
+    """Validate every claim config first, then run each, report it, and decide its claim."""
+    import time
+
+    from experiments.claims import build_claims_report, claim_table, evaluate_claim
+    from experiments.report import report_dir
+    from experiments.results import load_diagnostics, load_tables
+    from experiments.runner import run_experiment
+    from experiments.spec import apply_overrides, load_config, validate
+
+    paths = [Path(p) for p in args.configs] or sorted((Path(__file__).parent / "configs" / "claims").glob("*.toml"))
+    loaded = []
+    for path in paths:
+        spec, datasets = validate(apply_overrides(load_config(path), args.assignments))
+        if spec["claim"] is None:
+            raise ValueError(f"config {str(path)!r} has no [claim] table; it is an experiment, not a claim")
+        loaded.append((spec, datasets))
+    entries, started = [], time.perf_counter()
+    for number, (spec, datasets) in enumerate(loaded, 1):
+        began = time.perf_counter()
+        exp_dir, trained, _ = run_experiment(spec, datasets, args.output, args.overwrite, progress=not args.quiet)
+        seconds = time.perf_counter() - began
+        runs, epochs = tables = load_tables(exp_dir)
+        _report(exp_dir, args.output, spec["name"], tables)
+        evaluated = evaluate_claim(spec["claim"], claim_table(runs, epochs, load_diagnostics(exp_dir)))
+        entries.append({
+            "number": number, "name": spec["name"], "claim": spec["claim"], "description": spec["description"],
+            "evaluated": evaluated, "runs": len(runs), "trained": trained, "seconds": seconds,
+            "status": ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items()),
+            "engines": ", ".join(f"{e} engine: {n} runs" for e, n in runs["engine"].value_counts().items()),
+        })
+        print(f"claim {number} ({spec['name']}): {evaluated['verdict']}  [{trained} runs trained in {seconds:.0f} s]")
+    print(build_claims_report(entries, report_dir(args.output, "claims"), time.perf_counter() - started))
+    return 0
+
+
 def cmd_list(args):
     from experiments.datasets import DATASETS
     from experiments.optimizers import OPTIMIZERS
@@ -125,7 +171,8 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    command = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "list": cmd_list}[args.command]
+    command = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "claims": cmd_claims,
+               "list": cmd_list}[args.command]
     try:
         return command(args)
     except ValueError as e:  # SpecError and every one-line input error

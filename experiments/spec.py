@@ -38,6 +38,8 @@ DEFAULTS = {
     "engine": "vectorized",
     # per-layer diagnostics at step 0, every `every` epochs and at the end, on `probe` examples
     "diagnostics": {"every": 10, "probe": 256},
+    # a textbook claim and its decision rule (`experiments.claims`); documentation for training
+    "claim": None,
 }
 REQUIRED = ("dataset", "initializers", "losses")
 ENGINES = ("vectorized", "keras")  # vectorized falls back to keras where it cannot train a model
@@ -190,6 +192,10 @@ def validate(config):
                     f"model 'cnn' needs image-shaped data; dataset '{dataset.name}' has inputs of shape "
                     f"{tuple(dataset.input_shape)} (use model 'mlp' or 'linear', or digits/mnist)"
                 )
+    if spec["claim"] is not None and not problems:
+        from experiments.claims import check_claim
+
+        spec["claim"] = _check(problems, check_claim, spec, expand(spec))
     if problems:
         raise SpecError(problems)
     return spec, datasets
@@ -255,8 +261,8 @@ def expand(spec):
     """The product of the list-valued axes and the seeds, in a stable order."""
     values = [_as_list(spec[field]) for field, _, _ in AXES]  # older records hold single values
     shown = [i for i, (_, _, single) in enumerate(AXES) if not single or len(values[i]) > 1]
-    # the description is documentation: editing it must not make finished runs stale
-    shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds", "description"}}
+    # the description and claim are documentation: editing them must not make finished runs stale
+    shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds", "description", "claim"}}
     runs = []
     for combo in itertools.product(*values):
         axes = {key: value for (_, key, _), value in zip(AXES, combo, strict=True)}
