@@ -16,7 +16,7 @@ DEFAULT_CONFIGS := experiments/configs/digits_init_x_loss.toml \
 # grid; then the cost of full diagnostics)
 SEEDS ?= 3
 
-.PHONY: install run experiment report tensorboard test bench lint clean distclean
+.PHONY: install run experiment claims report tensorboard test bench lint clean distclean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ run: $(STAMP)
 experiment: $(STAMP)
 	@test -n "$(CONFIG)" || { echo "usage: make experiment CONFIG=path/to/config.toml [SET=\"epochs=1 seeds=[0]\"]"; exit 2; }
 	$(PY) -m experiments run $(CONFIG) --output $(OUTPUT) $(foreach s,$(SET),--set '$(s)')
+
+# make claims [SET="engine=keras"]: every experiments/configs/claims/*.toml, then reports/claims/claims.md
+claims: $(STAMP)
+	$(PY) -m experiments claims --output $(OUTPUT) $(foreach s,$(SET),--set '$(s)')
 
 report: $(STAMP)
 	$(PY) -m experiments report --output $(OUTPUT)

@@ -81,9 +81,10 @@ def _check_check(i, check, runs):
     if not isinstance(check.get("name"), str) or not check["name"]:
         raise ValueError(f"{where} needs a name")
     try:
-        ast.parse(check.get("metric") or "", mode="eval")
+        ast.parse(check.get("metric") if isinstance(check.get("metric"), str) else "", mode="eval")
     except SyntaxError:
-        raise ValueError(f"{where} ({check['name']!r}): metric {check.get('metric')!r} is not an expression") from None
+        raise ValueError(f"{where} ({check['name']!r}): metric {check.get('metric')!r} is not an expression "
+                         "over the runs table's columns, like 'test_accuracy'") from None
     if check.get("test") not in TESTS:
         raise ValueError(f"{where}: test is {check.get('test')!r}; valid: {', '.join(TESTS)}")
     for key in ("value", "margin", "fill"):
@@ -222,8 +223,8 @@ def evaluate_check(check, table):
 
 def rule_text(check):
     """The decision rule in words, as the report prints it."""
-    plus = " + ".join(f"[{c}]" for s, c in check["cells"] if s > 0)
-    minus = "".join(f" - [{c}]" for s, c in check["cells"] if s < 0)
+    plus = " + ".join(f"[{cell_text(c)}]" for s, c in check["cells"] if s > 0)
+    minus = "".join(f" - [{cell_text(c)}]" for s, c in check["cells"] if s < 0)
     effect = f"{check['metric']} of {plus}{minus}"
     if check["test"] == "within":
         rule = f"|{effect}| < {check['value']:g}"
@@ -244,11 +245,16 @@ def evaluate_claim(claim, table):
 # -- the claims report ----------------------------------------------------------------------------
 
 
+def cell_text(cell):
+    """A cell label that can stand in a Markdown table (`|` would split it)."""
+    return cell.replace(" | ", " / ")
+
+
 def short_cells(cells):
     """Cell labels without the parts that all of them share."""
     parts = [c.split(" | ") for c in cells]
     keep = [i for i in range(len(parts[0])) if len({p[i] for p in parts}) > 1] if len(cells) > 1 else []
-    return [" | ".join(p[i] for i in keep) or c for p, c in zip(parts, cells, strict=True)]
+    return [" / ".join(p[i] for i in keep) or cell_text(c) for p, c in zip(parts, cells, strict=True)]
 
 
 def plot_claim(title, claim, evaluated, path):
@@ -270,8 +276,9 @@ def plot_claim(title, claim, evaluated, path):
             values = result["values"][cell]
             panel.scatter([x] * len(values), values, s=18, alpha=0.6, color="tab:blue")
             panel.hlines(values.mean(), x - 0.3, x + 0.3, color="black")
-        if len(check["cells"]) == 1:
-            panel.axhline(check["value"], color="tab:red", linestyle="--", linewidth=1)
+        if len(check["cells"]) == 1:  # one cell against a value: draw the value (both bounds of "within")
+            for bound in (check["value"], -check["value"]) if check["test"] == "within" else (check["value"],):
+                panel.axhline(bound, color="tab:red", linestyle="--", linewidth=1)
         panel.set_xticks(range(len(cells)))
         panel.set_xticklabels([textwrap.fill(c, 18) for c in short_cells(cells)], fontsize=7)
         panel.set_ylabel(textwrap.fill(check["metric"], 40), fontsize=8)
@@ -308,16 +315,17 @@ def claim_section(entry):
         entry["description"].strip(), "",
         pd.DataFrame(rows).to_markdown(index=False), "",
         f"![{name}]({name}.png)", "",
-        f"Experiment `{name}`: {entry['runs']} runs ({entry['status']}), {entry['trained']} trained in "
-        f"{entry['seconds']:.0f} s ({entry['engines']}); report [../{name}/report.md](../{name}/report.md); "
+        f"Experiment `{name}`: {entry['runs']} runs ({entry['status']}; {entry['engines']}), "
+        f"{entry['training_seconds']:.0f} s of training; {entry['trained']} trained by this invocation in "
+        f"{entry['seconds']:.0f} s. Report [../{name}/report.md](../{name}/report.md); "
         f"TensorBoard: `make tensorboard EXPERIMENT={name}`.", "",
     ]
     return "\n".join(lines)
 
 
 def build_claims_report(entries, out_dir, total_seconds):
-    """reports/claims/claims.md, claims.html and claims.csv: the summary table, then a section
-    and a plot per claim."""
+    """reports/claims/: claims.md and claims.html (the summary table, then a section and a plot
+    per claim), claims.csv (a row per claim) and checks.csv (a row per check, with its numbers)."""
     from experiments import rundir
     from experiments.report import _html
 
@@ -329,7 +337,7 @@ def build_claims_report(entries, out_dir, total_seconds):
         "#": e["number"], "claim": e["claim"]["statement"], "verdict": e["evaluated"]["verdict"],
         "checks supported": f"{sum(c['verdict'] == 'supported' for c in e['evaluated']['checks'])}"
                             f"/{len(e['evaluated']['checks'])}",
-        "experiment": e["name"], "runs": e["runs"], "time s": round(e["seconds"]),
+        "experiment": e["name"], "runs": e["runs"], "training s": round(e["training_seconds"]),
     } for e in entries])
     counts = summary["verdict"].value_counts()
     lines = [
@@ -339,7 +347,8 @@ def build_claims_report(entries, out_dir, total_seconds):
         "(supported: the interval clears the threshold; not supported: the interval rules out an effect "
         "that matters; inconclusive: neither).", "",
         f"Verdicts: {', '.join(f'{counts.get(v, 0)} {v}' for v in VERDICTS)}. "
-        f"Total wall time {total_seconds:.0f} s.", "",
+        f"This invocation trained {sum(e['trained'] for e in entries)} runs and took {total_seconds:.0f} s "
+        "in all; `training s` is the time the runs on disk took to train (the sum of their wall_time_s).", "",
         summary.to_markdown(index=False), "",
         *[claim_section(e) for e in entries],
     ]
@@ -347,4 +356,8 @@ def build_claims_report(entries, out_dir, total_seconds):
     rundir.write_atomic(out_dir / "claims.md", text)
     rundir.write_atomic(out_dir / "claims.html", _html("Textbook claims, tested", text))
     rundir.write_atomic(out_dir / "claims.csv", summary.to_csv(index=False))
+    checks = pd.DataFrame([{"#": e["number"], "experiment": e["name"], "check": r["name"], "rule": r["rule"],
+                            "mean": r["mean"], "lower": r["lower"], "upper": r["upper"], "seeds": r["n"],
+                            "verdict": r["verdict"]} for e in entries for r in e["evaluated"]["checks"]])
+    rundir.write_atomic(out_dir / "checks.csv", checks.to_csv(index=False))
     return out_dir / "claims.md"

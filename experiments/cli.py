@@ -138,6 +138,7 @@ def cmd_claims(args):
         entries.append({
             "number": number, "name": spec["name"], "claim": spec["claim"], "description": spec["description"],
             "evaluated": evaluated, "runs": len(runs), "trained": trained, "seconds": seconds,
+            "training_seconds": runs["wall_time_s"].sum() if "wall_time_s" in runs else 0.0,
             "status": ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items()),
             "engines": ", ".join(f"{e} engine: {n} runs" for e, n in runs["engine"].value_counts().items()),
         })

@@ -72,7 +72,8 @@ def _plot_heatmap(cells, axes, metric, path):
     others = [a for a in axes if a != "loss"]
     grid = cells.assign(row=[_cell_name(r, others) for _, r in cells.iterrows()]).pivot_table(
         index="row", columns="loss", values="mean", sort=False, dropna=False)
-    fig, ax = plt.subplots(figsize=(2.2 + 2.0 * grid.shape[1], 1.2 + 0.5 * grid.shape[0]))
+    label_width = 0.07 * max(len(str(r)) for r in grid.index)  # inches for the row labels
+    fig, ax = plt.subplots(figsize=(2.2 + label_width + 2.0 * grid.shape[1], 1.2 + 0.5 * grid.shape[0]))
     values = grid.to_numpy(dtype=float)
     image = ax.imshow(values, cmap="viridis" if greater_is_better(metric) else "viridis_r", aspect="auto")
     middle = (pd.Series(values.ravel()).min() + pd.Series(values.ravel()).max()) / 2

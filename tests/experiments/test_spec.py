@@ -4,7 +4,7 @@ import pytest
 
 from experiments.spec import SpecError, apply_overrides, expand, load_config, parse_value, validate
 
-CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments", "configs").glob("**/*.toml"))
+CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments", "configs").glob("*.toml"))
 STANDARD_SETS = ["epochs=1", "seeds=[0]", "initializers=['he_normal','zeros']"]
 
 
