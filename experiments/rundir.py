@@ -172,7 +172,6 @@ class RunRecorder:
             self.on_finish(self.run, result)
         return result
 
-
     def _epoch_time(self, share):
         """Median seconds per epoch; the first epoch (graph tracing and compiling) counts only alone."""
         times = self.epoch_times[1:] or self.epoch_times

@@ -4,7 +4,6 @@
 """
 
 import dataclasses
-import json
 import math
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from experiments import rundir
 from experiments.environment import describe
 from experiments.spec import expand
 from experiments.tensorboard_log import write_experiment
+from initializers.registry import label
 
 
 def _engines():
@@ -25,17 +25,16 @@ def resolve_engines(spec, runs):
     """The runs with the engine that will train each: vectorized falls back to keras for a model
     it cannot stack, with a one-line notice per model."""
     from experiments.engine_vectorized import unsupported
-    from initializers.registry import label
 
     if spec["engine"] != "vectorized":
         return runs
-    reasons = {json.dumps(m, sort_keys=True): unsupported(m) for m in spec["model"]}
-    for model, reason in zip(spec["model"], reasons.values(), strict=True):
+    reasons = {label(m): unsupported(m) for m in spec["model"]}  # runs carry their model's label
+    for model, reason in reasons.items():
         if reason:
-            print(f"notice: {spec['name']}: the vectorized engine does not support model {label(model)} ({reason}); "
+            print(f"notice: {spec['name']}: the vectorized engine does not support model {model} ({reason}); "
                   "training its runs with the keras engine", file=sys.stderr)
-    return [dataclasses.replace(r, config={**r.config, "engine": "keras"})
-            if reasons[json.dumps(r.config["model"], sort_keys=True)] else r for r in runs]
+    return [dataclasses.replace(r, config={**r.config, "engine": "keras"}) if reasons[r.axes["model"]] else r
+            for r in runs]
 
 
 def experiment_dir(output, name):
@@ -77,14 +76,13 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True):
     jobs = [(r, rundir.RunRecorder(r, exp_dir / r.run_id, on_epoch, on_finish=lambda run, result: bar.update()))
             for r in todo]
     write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
-    by_key = {json.dumps(d, sort_keys=True): data for d, data in zip(spec["dataset"], datasets, strict=True)}
+    by_label = {label(d): data for d, data in zip(spec["dataset"], datasets, strict=True)}
     parts = {}  # (dataset, engine) -> jobs, in grid order
-    for job in jobs:
-        config = job[0].config
-        parts.setdefault((json.dumps(config["dataset"], sort_keys=True), config["engine"]), []).append(job)
+    for run, recorder in jobs:
+        parts.setdefault((run.axes["dataset"], run.config["engine"]), []).append((run, recorder))
     try:
-        for (key, engine), part in parts.items():
-            _engines()[engine](part, by_key[key])
+        for (dataset, engine), part in parts.items():
+            _engines()[engine](part, by_label[dataset])
     finally:
         bar.close()
     return exp_dir, len(todo), len(runs) - len(todo)
