@@ -1,4 +1,4 @@
-"""Command line: `python -m experiments run|validate|report|claims|list`.
+"""Command line: `python -m experiments run|tune|validate|report|claims|list`.
 
 Kept thin: each command is a plain function call (`spec.validate`, `runner.run_experiment`,
 `report.build_report`). Nothing heavy is imported before a command needs it, so `--help` is
@@ -33,6 +33,14 @@ def _parser():
     run.add_argument("--output", default=".", metavar="DIR", help="output tree: DIR/runs and DIR/reports (default .)")
     run.add_argument("--overwrite", action="store_true", help="rerun finished runs too")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    tune = with_config("tune", "search learning rate and batch size with keras-tuner (resumes a stopped search), "
+                               "then retrain every cell at its best settings and write the tuner report")
+    tune.add_argument("--output", default=".", metavar="DIR", help="output tree: DIR/runs and DIR/reports (default .)")
+    tune.add_argument("--overwrite", action="store_true", help="start the search (and the tuned runs) afresh")
+    tune.add_argument("--workers", type=int, default=0, metavar="N",
+                      help="run keras-tuner's distributed mode here: a chief oracle and N worker processes on "
+                           "127.0.0.1 (default 0: one process)")
+    tune.add_argument("--quiet", action="store_true", help="no progress bar")
     with_config("validate", "check a config and print its grid, without training")
     report = commands.add_parser("report", help="rebuild reports from what runs wrote to disk",
                                  description="rebuild reports from what runs wrote to disk")
@@ -71,6 +79,32 @@ def cmd_run(args):
     print(f"  report:      {report} (and report.html)")
     print(f"  tensorboard: make tensorboard EXPERIMENT={spec['name']}  "
           f"(or: tensorboard --logdir {exp_dir} --host 127.0.0.1)")
+    return 0
+
+
+def cmd_tune(args):
+    spec, datasets = _load(args)
+    if spec["tune"] is None:
+        raise ValueError(f"config {args.config!r} has no [tune] table; see experiments/configs/digits_tune.toml")
+    if args.workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {args.workers}")
+    from experiments import tuning
+
+    if args.workers:
+        if tuning.role() != "standalone":
+            raise ValueError("--workers starts its own chief and workers; unset the KERASTUNER_* variables")
+        command = ["tune", args.config, *(f"--set={a}" for a in args.assignments), f"--output={args.output}"]
+        return tuning.launch(command + ["--overwrite"] * args.overwrite, spec, args.workers, args.output,
+                             progress=not args.quiet)
+    search_dir, tuned_dir, report = tuning.tune(spec, datasets, args.output, args.overwrite, not args.quiet)
+    if report is None:
+        print(f"{spec['name']}: worker {os.environ.get('KERASTUNER_TUNER_ID')} finished its trials")
+        return 0
+    if tuned_dir is not None:
+        _report(tuned_dir, args.output, tuned_dir.name)
+    print(report.read_text().split("## Tuned comparison")[1].split("## Best trial")[0].strip())
+    print(f"  tuner report: {report} (and tune.html, trials.csv, tuned.csv)")
+    print(f"  tensorboard:  make tensorboard EXPERIMENT={spec['name']}")
     return 0
 
 
@@ -173,7 +207,7 @@ def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     command = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "claims": cmd_claims,
-               "list": cmd_list}[args.command]
+               "list": cmd_list, "tune": cmd_tune}[args.command]
     try:
         return command(args)
     except ValueError as e:  # SpecError and every one-line input error

@@ -41,7 +41,7 @@ def experiment_dir(output, name):
     return Path(output) / "runs" / name
 
 
-def run_experiment(spec, datasets, output=".", overwrite=False, progress=True):
+def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, runs=None):
     """Train every unfinished run of a validated spec.
 
     Args:
@@ -49,13 +49,15 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True):
         output: the output tree; runs go to `<output>/runs/<name>/`.
         overwrite: rerun finished runs too.
         progress: show the grid progress bar (on stderr).
+        runs: the runs to train, when not the spec's own grid (`expand(spec)`); the tuned
+            comparison trains each cell at its own learning rate and batch size.
     Returns:
         (experiment folder, number of runs trained, number skipped as already finished).
     """
     from tqdm import tqdm
 
     exp_dir = experiment_dir(output, spec["name"])
-    runs = resolve_engines(spec, expand(spec))
+    runs = resolve_engines(spec, expand(spec) if runs is None else runs)
     rundir.write_json(exp_dir / "experiment.json", {
         "spec": spec,
         "runs": [{"run_id": r.run_id, "cell": r.cell, **r.axes, "engine": r.config["engine"]} for r in runs],

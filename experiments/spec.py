@@ -40,6 +40,8 @@ DEFAULTS = {
     "diagnostics": {"every": 10, "probe": 256},
     # a textbook claim and its decision rule (`experiments.claims`); documentation for training
     "claim": None,
+    # a keras-tuner search of learning rate and batch size (`experiments.tuning`); `run` ignores it
+    "tune": None,
 }
 REQUIRED = ("dataset", "initializers", "losses")
 ENGINES = ("vectorized", "keras")  # vectorized falls back to keras where it cannot train a model
@@ -99,7 +101,7 @@ def apply_overrides(config, assignments):
         elif not sub:
             config[key] = parse_value(text)
         elif head not in ("dataset", "model", "early_stopping", "thresholds", "bias_initializer", "optimizer",
-                          "diagnostics"):
+                          "diagnostics", "tune"):
             problems.append(f"--set {key!r}: {head!r} is not a table; set it as {head}=value")
         elif isinstance(config.get(head), list):
             problems.append(f"--set {key!r}: {head!r} is a list here; set the whole list as {head}=[...]")
@@ -196,6 +198,8 @@ def validate(config):
         from experiments.claims import check_claim
 
         spec["claim"] = _check(problems, check_claim, spec, expand(spec))
+    if spec["tune"] is not None and not problems:
+        spec["tune"] = _check(problems, check_tune, spec)
     if problems:
         raise SpecError(problems)
     return spec, datasets
@@ -247,6 +251,80 @@ def _check_metrics(metrics, thresholds, task):
             raise ValueError(f"threshold {key} must be a number, got {value!r}")
 
 
+TUNE_DEFAULTS = {
+    "mode": "per_cell",  # per_cell: a search per initializer x loss cell; joint: both are hp.Choice axes
+    "tuner": "random",
+    "objective": "val_loss",
+    "direction": None,  # min or max; the objective's own direction when not given
+    "max_trials": 10,  # per search (hyperband sizes itself from epochs and factor instead)
+    "learning_rate": {"min": 1e-4, "max": 1e-1, "sampling": "log", "step": None},
+    "batch_size": [16, 32, 64, 128, 256],
+    "max_consecutive_failed_trials": None,  # None: max_trials, so failures never stop a search
+    "hyperband_factor": 3,
+    "hyperband_iterations": 1,
+}
+TUNERS = ("random", "bayesian", "hyperband", "grid")
+TUNE_MODES = ("per_cell", "joint")
+
+
+def check_tune(spec):
+    """The resolved `[tune]` table of a validated spec; ValueError naming the first bad value."""
+    from models.losses import greater_is_better
+
+    tune = spec["tune"]
+    if not isinstance(tune, dict) or set(tune) - set(TUNE_DEFAULTS):
+        unknown = sorted(set(tune) - set(TUNE_DEFAULTS)) if isinstance(tune, dict) else tune
+        raise ValueError(f"tune: unknown keys {unknown}; valid: {', '.join(TUNE_DEFAULTS)}")
+    tune = {**copy.deepcopy(TUNE_DEFAULTS), **tune}
+    lr = {**TUNE_DEFAULTS["learning_rate"], **(tune["learning_rate"] if isinstance(tune["learning_rate"], dict)
+                                               else {"min": None})}
+    for field in ("dataset", "model", "optimizer"):
+        if len(spec[field]) > 1:
+            raise ValueError(f"tune: a search takes one {field}, got {len(spec[field])}; "
+                             "split the config, one search each")
+    if tune["mode"] not in TUNE_MODES:
+        raise ValueError(f"tune.mode {tune['mode']!r} is unknown; valid: {', '.join(TUNE_MODES)}")
+    if tune["tuner"] not in TUNERS:
+        raise ValueError(f"tune.tuner {tune['tuner']!r} is unknown; valid: {', '.join(TUNERS)}")
+    objectives = ["val_loss", *(f"val_{m}" for m in spec["metrics"])]
+    if tune["objective"] not in objectives:
+        raise ValueError(f"tune.objective {tune['objective']!r} is not a validation metric of this spec; "
+                         f"valid: {', '.join(objectives)}")
+    direction = "max" if greater_is_better(tune["objective"]) else "min"
+    if tune["direction"] not in (None, direction):
+        raise ValueError(f"tune.direction {tune['direction']!r} is wrong for {tune['objective']}: it must be "
+                         f"{direction!r}")
+    tune["direction"] = direction
+    if tune["mode"] == "joint" and len(spec["losses"]) > 1 and tune["objective"] == "val_loss":
+        raise ValueError("tune: a joint search over several losses cannot rank trials by val_loss (each loss has "
+                         f"its own scale); set tune.objective to one of {', '.join(objectives[1:]) or 'a metric'}")
+    for key in ("max_trials", "hyperband_factor", "hyperband_iterations"):
+        _number(f"tune.{key}", tune[key], int)
+    if tune["hyperband_factor"] < 2:
+        raise ValueError(f"tune.hyperband_factor must be an integer >= 2, got {tune['hyperband_factor']!r}")
+    if tune["max_consecutive_failed_trials"] is None:
+        tune["max_consecutive_failed_trials"] = tune["max_trials"]
+    _number("tune.max_consecutive_failed_trials", tune["max_consecutive_failed_trials"], int)
+    if set(lr) != set(TUNE_DEFAULTS["learning_rate"]):
+        raise ValueError(f"tune.learning_rate must be a table (min, max, sampling, step), got {tune['learning_rate']!r}")
+    _number("tune.learning_rate.min", lr["min"], float)
+    _number("tune.learning_rate.max", lr["max"], float, lr["min"])
+    if lr["sampling"] not in ("log", "linear"):
+        raise ValueError(f"tune.learning_rate.sampling {lr['sampling']!r} is unknown; valid: log, linear")
+    if lr["step"] is not None:
+        _number("tune.learning_rate.step", lr["step"], float, 1 if lr["sampling"] == "log" else 0)
+    elif tune["tuner"] == "grid":
+        raise ValueError("tune: the grid tuner needs a finite grid; set tune.learning_rate.step "
+                         "(a factor with log sampling, e.g. 10 for 1e-4, 1e-3, ...)")
+    tune["learning_rate"] = lr
+    sizes = tune["batch_size"]
+    if not (isinstance(sizes, list) and sizes and len(set(sizes)) == len(sizes)):
+        raise ValueError(f"tune.batch_size must be a non-empty list of distinct integers > 0, got {sizes!r}")
+    for size in sizes:
+        _number("tune.batch_size", size, int)
+    return tune
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a grid: where it lives, which cell it belongs to, and its resolved config."""
@@ -262,7 +340,7 @@ def expand(spec):
     values = [_as_list(spec[field]) for field, _, _ in AXES]  # older records hold single values
     shown = [i for i, (_, _, single) in enumerate(AXES) if not single or len(values[i]) > 1]
     # the description and claim are documentation: editing them must not make finished runs stale
-    shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds", "description", "claim"}}
+    shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds", "description", "claim", "tune"}}
     runs = []
     for combo in itertools.product(*values):
         axes = {key: value for (_, key, _), value in zip(AXES, combo, strict=True)}

@@ -1,0 +1,211 @@
+"""The tuner report: every trial, the best settings per cell, the tuned comparison, sensitivity
+plots and the failed trials. Reads only what the search and the tuned runs wrote to disk.
+
+    reports/<name>/tune.md, tune.html   the report
+                   trials.csv           a row per trial: status, hyperparameters, objective, time, reason
+                   trial_epochs.csv     a row per trial x epoch (keras-tuner itself keeps only the best step)
+                   best.csv             the best trial per cell
+                   tuned.csv            the tuned comparison: test mean +- std over the spec's seeds per cell
+                   sensitivity_learning_rate.png, sensitivity_batch_size.png
+"""
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from experiments import rundir
+from experiments.report import _html, _pyplot, _table
+from experiments.results import format_cell, load_tables, summarize_cells
+from models.losses import greater_is_better
+
+TRIAL_COLUMNS = ["project", "cell", "trial_id", "status", "worker", "learning_rate", "batch_size", "objective",
+                 "best_epoch", "epochs_run", "seconds", "reason"]
+
+
+def trial_tables(search_dir):
+    """(trials, trial_epochs): a row per recorded trial, and a row per trial x epoch."""
+    from experiments.tuning import load_trials
+
+    rows, epochs = [], []
+    for record in load_trials(search_dir):
+        hps = record["hyperparameters"]
+        rows.append({**record, "learning_rate": hps.get("learning_rate"), "batch_size": hps.get("batch_size"),
+                     **{f"hp_{k}": v for k, v in hps.items() if k not in ("learning_rate", "batch_size")}})
+        history = Path(search_dir) / "trials" / record["project"] / f"trial_{record['trial_id']}" / "history.csv"
+        if history.is_file():
+            epochs.append(pd.read_csv(history).assign(project=record["project"], trial_id=record["trial_id"],
+                                                      cell=record["cell"]))
+    trials = pd.DataFrame(rows)
+    if not trials.empty:
+        trials = trials.drop(columns=["hyperparameters"])
+        trials = trials[[*TRIAL_COLUMNS, *[c for c in trials if c not in TRIAL_COLUMNS]]]
+    return trials, (pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame())
+
+
+def plot_sensitivity(trials, best, tune, hp, path):
+    """Per cell, the objective of every completed trial against one hyperparameter over its whole
+    search domain (learning rate on a log axis), coloured by the other one; failed trials as red
+    crosses on the lower edge, the cell's best trial starred."""
+    import matplotlib.colors
+
+    plt = _pyplot()
+    cells = list(dict.fromkeys(trials["cell"]))
+    columns = min(4, len(cells))
+    rows = math.ceil(len(cells) / columns)
+    fig, panels = plt.subplots(rows, columns, figsize=(3.6 * columns + 1, 3 * rows), squeeze=False, sharey=True)
+    lr, sizes = tune["learning_rate"], tune["batch_size"]
+    other = "batch_size" if hp == "learning_rate" else "learning_rate"
+    norm = (matplotlib.colors.LogNorm(min(sizes), max(sizes)) if other == "batch_size" else
+            matplotlib.colors.LogNorm(lr["min"], lr["max"]))
+    done = trials[trials["status"] == "COMPLETED"]
+    for panel, cell in zip(panels.flat, cells, strict=False):
+        part = done[done["cell"] == cell]
+        points = panel.scatter(part[hp], part["objective"], c=part[other], cmap="viridis", norm=norm, s=22)
+        failed = trials[(trials["cell"] == cell) & (trials["status"] != "COMPLETED")]
+        if len(failed):
+            panel.scatter(failed[hp], [0.03] * len(failed), marker="x", color="red",
+                          transform=panel.get_xaxis_transform(), label=f"failed ({len(failed)})")
+            panel.legend(loc="best", fontsize=7)
+        top = best[best["cell"] == cell]
+        panel.scatter(top[hp], top["objective"], marker="*", s=160, facecolor="none", edgecolor="black")
+        if hp == "learning_rate":
+            panel.set_xscale("log")
+            panel.set_xlim(lr["min"] / 1.5, lr["max"] * 1.5)
+        else:
+            panel.set_xscale("log", base=2)
+            panel.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
+            panel.set_xticks(sizes, [str(s) for s in sizes])
+            panel.minorticks_off()
+        panel.set_title(cell, fontsize=9)
+        panel.set_xlabel(hp.replace("_", " "))
+    for panel in list(panels.flat)[len(cells):]:
+        panel.set_visible(False)
+    for row in panels:
+        row[0].set_ylabel(tune["objective"])
+    fig.suptitle(f"{tune['objective']} against {hp.replace('_', ' ')} (star: the cell's best trial)")
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    fig.colorbar(points, ax=panels, label=other.replace("_", " "), fraction=0.02, pad=0.01)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def tuned_table(tuned_dir, best, metrics):
+    """Per cell: its best learning rate, batch size and objective, then test loss and metrics as
+    mean +- std over the seeds that finished."""
+    runs, _ = load_tables(tuned_dir)
+    table = best[["cell", "learning_rate", "batch_size", "objective"]].rename(
+        columns={"objective": "search objective"}).set_index("cell")
+    runs = runs.assign(cell=runs["initializer"] + " | " + runs["loss"])
+    for metric in ["loss", *metrics]:
+        stats = summarize_cells(runs, f"test_{metric}").assign(
+            cell=lambda t: t["initializer"] + " | " + t["loss"]).set_index("cell")
+        table[f"test {metric}"] = [format_cell(stats.at[c, "mean"], stats.at[c, "std"], int(stats.at[c, "n"]))
+                                   if c in stats.index else "-" for c in table.index]
+        table[f"_{metric}"] = stats["mean"].reindex(table.index)
+    headline = metrics[0] if metrics else "loss"
+    table = table.sort_values(f"_{headline}", ascending=not greater_is_better(headline), na_position="last")
+    table["runs"] = [", ".join(f"{n} {s}" for s, n in runs.loc[runs["cell"] == c, "status"].value_counts().items())
+                     for c in table.index]
+    return table.drop(columns=[c for c in table if c.startswith("_")]).reset_index()
+
+
+def build_tune_report(search_dir, tuned_dir, out_dir):
+    """Write the tuner report; returns the path of tune.md."""
+    search = rundir.read_json(Path(search_dir) / "search.json")
+    spec, tune = search["spec"], search["spec"]["tune"]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trials, epochs = trial_tables(search_dir)
+    best = pd.DataFrame(search["best"])
+    trials.to_csv(out_dir / "trials.csv", index=False)
+    epochs.to_csv(out_dir / "trial_epochs.csv", index=False)
+    best.to_csv(out_dir / "best.csv", index=False)
+    tuned = tuned_table(tuned_dir, best, spec["metrics"]) if tuned_dir and not best.empty else pd.DataFrame()
+    tuned.to_csv(out_dir / "tuned.csv", index=False)
+    for hp in ("learning_rate", "batch_size"):
+        if not trials.empty:
+            plot_sensitivity(trials, best, tune, hp, out_dir / f"sensitivity_{hp}.png")
+
+    lr = tune["learning_rate"]
+    counts = trials["status"].value_counts() if not trials.empty else pd.Series(dtype=int)
+    failed = trials[trials["status"] != "COMPLETED"] if not trials.empty else trials
+    workers = trials["worker"].value_counts() if not trials.empty else pd.Series(dtype=int)
+    shown = ["project", "trial_id", "status", "worker", "learning_rate", "batch_size", "objective", "best_epoch",
+             "epochs_run", "seconds"] + (["cell"] if tune["mode"] == "joint" else [])
+    lines = [
+        f"# {spec['name']}: tuning learning rate and batch size",
+        "",
+        spec.get("description", "").strip(),
+        "",
+        "## The search",
+        "",
+        f"- {tune['tuner']} search, {tune['mode'].replace('_', ' ')} mode "
+        f"({'a search per initializer x loss cell' if tune['mode'] == 'per_cell' else 'initializer and loss as hp.Choice axes of one search'}), "  # noqa: E501
+        f"objective {tune['objective']} ({tune['direction']}imize), "
+        + (f"{tune['max_trials']} trials per search" if tune["tuner"] != "hyperband" else
+           f"hyperband: max_epochs {spec['epochs']}, factor {tune['hyperband_factor']}, "
+           f"{tune['hyperband_iterations']} iteration(s)"),
+        f"- learning rate: {lr['min']:g} to {lr['max']:g}, {lr['sampling']} sampling"
+        + (f", step {lr['step']:g}" if lr["step"] else "") + f"; batch size: one of {tune['batch_size']}",
+        f"- dataset {spec['dataset'][0]['name'] if isinstance(spec['dataset'][0], dict) else spec['dataset'][0]}, "
+        f"{spec['epochs']} epochs per trial, model seed {spec['seeds'][0]}; tuned comparison on seeds {spec['seeds']}",
+        f"- failure limits: a trial is never retried (max_retries_per_trial = 0: its settings and seed are fixed, "
+        f"so it would fail the same way); a search stops after {tune['max_consecutive_failed_trials']} consecutive "
+        "failed trials (max_consecutive_failed_trials). A trial whose training loss turns NaN or inf is stopped and "
+        "recorded as failed, and the search goes on.",
+        f"- trials: {', '.join(f'{n} {s.lower()}' for s, n in counts.items()) or 'none yet'}"
+        + (f"; run by {', '.join(f'{w} ({n})' for w, n in workers.items())}" if len(workers) else ""),
+        "",
+        "## Sessions (resume)",
+        "",
+        *[_session_line(i, s) for i, s in enumerate(search["sessions"], 1)],
+        "",
+        "## Tuned comparison",
+        "",
+        "Each cell retrained at its own best settings on every seed; test set, mean +- std (n seeds). "
+        "This is the table to quote.",
+        "",
+        _table(tuned) if not tuned.empty else "No cell has a completed trial yet.",
+        "",
+        "## Best trial per cell",
+        "",
+        _table(best) if not best.empty else "none",
+        "",
+        "## Sensitivity",
+        "",
+        "![objective against learning rate](sensitivity_learning_rate.png)",
+        "",
+        "![objective against batch size](sensitivity_batch_size.png)",
+        "",
+        "## Failed trials",
+        "",
+        _table(failed[["project", "trial_id", "learning_rate", "batch_size", "epochs_run", "reason"]])
+        if len(failed) else "None.",
+        "",
+        "## Every trial",
+        "",
+        "Per-epoch histories are in trial_epochs.csv; TensorBoard: "
+        f"`make tensorboard EXPERIMENT={spec['name']}`.",
+        "",
+        _table(trials[shown]) if not trials.empty else "none",
+        "",
+        "## Environment",
+        "",
+        ", ".join(f"{k} {v}" for k, v in search["environment"].get("libraries", {}).items()),
+        "",
+    ]
+    text = "\n".join(lines)
+    rundir.write_atomic(out_dir / "tune.md", text)
+    rundir.write_atomic(out_dir / "tune.html", _html(f"{spec['name']} tuning", text))
+    return out_dir / "tune.md"
+
+
+def _session_line(number, session):
+    resumed = session["resumed"]
+    kept = sum(r["kept"] for r in resumed.values())
+    rerun = [f"{p} trial {t}" for p, r in resumed.items() for t in r["rerun"]]
+    what = "started fresh (--overwrite)" if session["overwrite"] else (
+        f"resumed: kept {kept} finished trials" + (f", reran interrupted {', '.join(rerun)} from scratch"
+                                                   if rerun else "") if kept or rerun else "started")
+    return f"{number}. {what}; {session['seconds']:.0f} s as {session['role']}"
