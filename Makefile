@@ -12,11 +12,16 @@ DEFAULT_CONFIGS := experiments/configs/digits_init_x_loss.toml \
                    experiments/configs/breast_cancer_losses.toml \
                    experiments/configs/regression_outliers_losses.toml
 
+# make tune [WORKERS=2] [TUNE_CONFIG=...] [SET="tune.max_trials=3"]: a keras-tuner search (resumes a
+# stopped one), the tuned comparison and the tuner report; WORKERS=N: keras-tuner's chief + N workers
+TUNE_CONFIG ?= experiments/configs/digits_tune.toml
+WORKERS ?= 0
+
 # make bench [SEEDS="1 3 10"]: the benchmark scripts (engines: seed counts of the default digits
 # grid; then the cost of full diagnostics)
 SEEDS ?= 3
 
-.PHONY: install run experiment claims report tensorboard test bench lint clean distclean
+.PHONY: install run experiment tune claims report tensorboard test bench lint clean distclean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +43,9 @@ experiment: $(STAMP)
 # make claims [SET="engine=keras"]: every experiments/configs/claims/*.toml, then reports/claims/claims.md
 claims: $(STAMP)
 	$(PY) -m experiments claims --output $(OUTPUT) $(foreach s,$(SET),--set '$(s)')
+
+tune: $(STAMP)
+	$(PY) -m experiments tune $(TUNE_CONFIG) --output $(OUTPUT) --workers $(WORKERS) $(foreach s,$(SET),--set '$(s)')
 
 report: $(STAMP)
 	$(PY) -m experiments report --output $(OUTPUT)

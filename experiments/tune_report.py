@@ -53,7 +53,8 @@ def plot_sensitivity(trials, best, tune, hp, path):
     cells = list(dict.fromkeys(trials["cell"]))
     columns = min(4, len(cells))
     rows = math.ceil(len(cells) / columns)
-    fig, panels = plt.subplots(rows, columns, figsize=(3.6 * columns + 1, 3 * rows), squeeze=False, sharey=True)
+    fig, panels = plt.subplots(rows, columns, figsize=(3.6 * columns + 1, 3 * rows), squeeze=False,
+                               sharey=tune["objective"] != "val_loss")  # losses have their own scales
     lr, sizes = tune["learning_rate"], tune["batch_size"]
     other = "batch_size" if hp == "learning_rate" else "learning_rate"
     norm = (matplotlib.colors.LogNorm(min(sizes), max(sizes)) if other == "batch_size" else
@@ -127,6 +128,7 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
         if not trials.empty:
             plot_sensitivity(trials, best, tune, hp, out_dir / f"sensitivity_{hp}.png")
 
+    untried = sorted(set(trials["cell"]) - set(best["cell"] if not best.empty else [])) if not trials.empty else []
     lr = tune["learning_rate"]
     counts = trials["status"].value_counts() if not trials.empty else pd.Series(dtype=int)
     failed = trials[trials["status"] != "COMPLETED"] if not trials.empty else trials
@@ -149,7 +151,8 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
         f"- learning rate: {lr['min']:g} to {lr['max']:g}, {lr['sampling']} sampling"
         + (f", step {lr['step']:g}" if lr["step"] else "") + f"; batch size: one of {tune['batch_size']}",
         f"- dataset {spec['dataset'][0]['name'] if isinstance(spec['dataset'][0], dict) else spec['dataset'][0]}, "
-        f"{spec['epochs']} epochs per trial, model seed {spec['seeds'][0]}; tuned comparison on seeds {spec['seeds']}",
+        f"{spec['epochs']} epochs per trial, model seed {spec['seeds'][0]}, oracle seed {spec['seeds'][0] + 1}; "
+        f"tuned comparison on seeds {spec['seeds']}",
         f"- failure limits: a trial is never retried (max_retries_per_trial = 0: its settings and seed are fixed, "
         f"so it would fail the same way); a search stops after {tune['max_consecutive_failed_trials']} consecutive "
         "failed trials (max_consecutive_failed_trials). A trial whose training loss turns NaN or inf is stopped and "
@@ -168,6 +171,7 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
         "",
         _table(tuned) if not tuned.empty else "No cell has a completed trial yet.",
         "",
+        *([f"Not retrained, no completed trial: {', '.join(untried)}.", ""] if untried else []),
         "## Best trial per cell",
         "",
         _table(best) if not best.empty else "none",
@@ -202,10 +206,13 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
 
 
 def _session_line(number, session):
+    if session["seconds"] is None:
+        return f"{number}. interrupted (as {session['role']}); its finished trials were kept"
     resumed = session["resumed"]
     kept = sum(r["kept"] for r in resumed.values())
     rerun = [f"{p} trial {t}" for p, r in resumed.items() for t in r["rerun"]]
     what = "started fresh (--overwrite)" if session["overwrite"] else (
         f"resumed: kept {kept} finished trials" + (f", reran interrupted {', '.join(rerun)} from scratch"
                                                    if rerun else "") if kept or rerun else "started")
-    return f"{number}. {what}; {session['seconds']:.0f} s as {session['role']}"
+    stopped = [f"search {p} stopped early ({r['stopped']})" for p, r in resumed.items() if r.get("stopped")]
+    return f"{number}. {what}; {session['seconds']:.0f} s as {session['role']}" + "".join(f"; {s}" for s in stopped)

@@ -17,6 +17,7 @@ Search i of a spec (one per cell in per-cell mode) is served on port KERASTUNER_
 """
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -229,6 +230,11 @@ def write_hparams_config(search_dir, spec):
     events.close()
 
 
+def oracle_seed(spec):
+    """The oracle's seed: the spec's first seed + 1 (keras-tuner takes a seed of 0 for no seed)."""
+    return spec["seeds"][0] + 1
+
+
 def make_tuner(spec, search, hypermodel, directory, overwrite):
     """A keras-tuner tuner by name, with its objective, direction, project and failure limits explicit.
 
@@ -238,7 +244,7 @@ def make_tuner(spec, search, hypermodel, directory, overwrite):
     tune = spec["tune"]
     common = {
         "hypermodel": hypermodel, "objective": kt.Objective(tune["objective"], direction=tune["direction"]),
-        "hyperparameters": search_space(spec, search), "seed": spec["seeds"][0],
+        "hyperparameters": search_space(spec, search), "seed": oracle_seed(spec),
         "max_retries_per_trial": 0, "max_consecutive_failed_trials": tune["max_consecutive_failed_trials"],
         "directory": str(directory), "project_name": search.project, "overwrite": overwrite,
     }
@@ -257,8 +263,10 @@ def recording(tuner, log):
         return run_trial(trial, *args, **kwargs)
 
     def end(trial):
-        on_trial_end(trial)  # the oracle settles the status (a NaN objective becomes FAILED)
-        log.end(tuner.oracle.get_trial(trial.trial_id))
+        try:
+            on_trial_end(trial)  # the oracle settles the status (a NaN objective becomes FAILED)
+        finally:  # also when the oracle's consecutive-failure limit stops the search here
+            log.end(tuner.oracle.get_trial(trial.trial_id))
 
     tuner.run_trial, tuner.on_trial_end = begin_and_run, end
     return tuner
@@ -276,14 +284,18 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
     """Run (or resume) every search of the spec in this process's role.
 
     Returns:
-        (the tuners by project, what each project held before this session: {project: {"kept": n,
-        "rerun": [interrupted trial ids]}}).
+        (the tuners by project, what each project held before this session and how it ended:
+        {project: {"kept": n, "rerun": [interrupted trial ids], "stopped": "" or why}}).
     """
     from tqdm import tqdm
 
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
+    # keras-tuner prints every failed trial's traceback; ours go to the records and the report
+    from keras_tuner.src import config as tuner_config
+
+    tuner_config.DEBUG = False
     who = role()
     plan = searches(spec)
     total = None if spec["tune"]["tuner"] == "hyperband" else len(plan) * spec["tune"]["max_trials"]
@@ -307,11 +319,18 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
             if who != "worker":
                 trials = tuner.oracle.trials.values()
                 done = [t for t in trials if t.status in ("COMPLETED", "FAILED", "INVALID")]
-                resumed[search.project] = {"kept": len(done),
+                resumed[search.project] = {"kept": len(done), "stopped": "",
                                            "rerun": sorted(t.trial_id for t in trials if t.status == "RUNNING")}
                 bar.update(len(done))
             bar.set_description(f"{spec['name']} {search.project}")
-            recording(tuner, log).search(verbose=0)
+            try:
+                recording(tuner, log).search(verbose=0)
+            except RuntimeError as e:  # the oracle's consecutive-failure limit: this search stops, the rest go on
+                if "consecutive failures" not in str(e):
+                    raise
+                stopped = str(e).splitlines()[0]
+                print(f"notice: {spec['name']}: search {search.project} stopped: {stopped}", file=sys.stderr)
+                resumed.get(search.project, {})["stopped"] = stopped
             tuners[search.project] = tuner
     finally:
         bar.close()
@@ -326,18 +345,18 @@ def load_trials(search_dir):
     return [rundir.read_json(p) for p in paths]
 
 
-def best_per_cell(spec, tuners, records):
+def best_per_cell(spec, tuners):
     """The best trial of every cell: keras-tuner's own best per search in per-cell mode; in joint
     mode, the best completed trial of each cell among the joint search's trials."""
     best = []
     plan = {s.project: s for s in searches(spec)}
     for project, tuner in tuners.items():
+        # keras-tuner pads its ranking with unfinished trials when too few completed
+        ranked = [t for t in tuner.oracle.get_best_trials(len(tuner.oracle.trials)) if t.status == "COMPLETED"]
         if spec["tune"]["mode"] == "per_cell":
-            trials = tuner.oracle.get_best_trials(1)
-            picks = [(cell_of(t.hyperparameters.values, plan[project]), t) for t in trials]
+            picks = [(cell_of(t.hyperparameters.values, plan[project]), t) for t in ranked[:1]]
         else:
             picks = []
-            ranked = tuner.oracle.get_best_trials(len(tuner.oracle.trials))
             for trial in ranked:
                 cell = cell_of(trial.hyperparameters.values, plan[project])
                 if cell not in [c for c, _ in picks]:
@@ -367,6 +386,29 @@ def tuned_runs(spec, best):
     return tuned, runs
 
 
+def _search_identity(spec):
+    """What a search depends on: everything but the documentation, the trial budget and the seeds
+    after the first (those only add tuned runs)."""
+    tune = {k: v for k, v in spec["tune"].items() if k not in ("max_trials", "max_consecutive_failed_trials")}
+    rest = {k: v for k, v in spec.items() if k not in ("description", "claim", "tune", "seeds")}
+    return {**rest, "tune": tune, "seed": spec["seeds"][0]}
+
+
+def _check_same_search(search_dir, spec):
+    """Resuming continues the same search: refuse one whose config changed under it."""
+    if not (search_dir / SEARCH).is_file():
+        return
+    old, new = _search_identity(rundir.read_json(search_dir / SEARCH)["spec"]), _search_identity(spec)
+    old, new = (json.loads(json.dumps(x, default=str)) for x in (old, new))  # as stored: lists, not tuples
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    changed += sorted(f"tune.{k}" for k in set(old["tune"]) | set(new["tune"])
+                      if "tune" in changed and old["tune"].get(k) != new["tune"].get(k))
+    if changed:
+        raise ValueError(f"the search in {str(search_dir)!r} was started with a different config "
+                         f"({', '.join(c for c in changed if c != 'tune')} changed); resuming would mix two "
+                         "searches: restore the config, change its name, or pass --overwrite to start afresh")
+
+
 def tune(spec, datasets, output=".", overwrite=False, progress=True):
     """Search (or resume), then in the chief or a standalone process: the best per cell, the tuned
     comparison, the reports and the TensorBoard records.
@@ -380,23 +422,28 @@ def tune(spec, datasets, output=".", overwrite=False, progress=True):
 
     search_dir = experiment_dir(output, spec["name"])
     who = role()
-    if who != "worker":
-        if overwrite:  # all but the workers' logs of a running `--workers` launch
-            for child in search_dir.glob("*"):
-                if child.name != "workers":
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
-        write_hparams_config(search_dir, spec)
-    started = time.time()
-    tuners, resumed = run_searches(spec, datasets[0], search_dir, overwrite, progress)
     if who == "worker":
+        run_searches(spec, datasets[0], search_dir, False, progress)
         return search_dir, None, None
-    records = load_trials(search_dir)
-    best = best_per_cell(spec, tuners, records)
+    if overwrite:  # all but the workers' logs of a running `--workers` launch
+        for child in search_dir.glob("*"):
+            if child.name != "workers":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    _check_same_search(search_dir, spec)
+    write_hparams_config(search_dir, spec)
+    # the session is on record from its start, so a killed one shows up as interrupted
     previous = rundir.read_json(search_dir / SEARCH)["sessions"] if (search_dir / SEARCH).is_file() else []
-    session = {"started": started, "seconds": time.time() - started, "overwrite": overwrite, "role": who,
-               "resumed": resumed}
-    rundir.write_json(search_dir / SEARCH, {"spec": spec, "environment": describe(),
-                                            "sessions": [*previous, session], "best": best})
+    session = {"started": time.time(), "seconds": None, "overwrite": overwrite, "role": who, "resumed": None}
+
+    def record(best=()):
+        rundir.write_json(search_dir / SEARCH, {"spec": spec, "environment": describe(),
+                                                "sessions": [*previous, session], "best": list(best)})
+
+    record()
+    tuners, session["resumed"] = run_searches(spec, datasets[0], search_dir, overwrite, progress)
+    session["seconds"] = time.time() - session["started"]
+    best = best_per_cell(spec, tuners)
+    record(best)
     tuned_dir = None
     if best:
         tuned_spec, runs = tuned_runs(spec, best)
