@@ -270,8 +270,10 @@ class Group:
             self._diagnose(0, active)
         for epoch in range(epochs):
             order = orders[:, epoch]
-            loss_sum, stat_sum = self.train_full(order[:, :full].reshape(size, -1, batch))
-            loss_sum, stat_sum = loss_sum.numpy(), stat_sum.numpy()
+            loss_sum, stat_sum = np.zeros(size), np.zeros((size, self.n_stats))
+            if full:  # none when the batch size exceeds the training set: one smaller batch per epoch
+                out = self.train_full(order[:, :full].reshape(size, -1, batch))
+                loss_sum, stat_sum = out[0].numpy(), out[1].numpy()
             if full < n:
                 rest = self.train_rest(order[:, full:].reshape(size, 1, -1))
                 loss_sum, stat_sum = loss_sum + rest[0].numpy(), stat_sum + rest[1].numpy()

@@ -276,8 +276,6 @@ def check_tune(spec):
         unknown = sorted(set(tune) - set(TUNE_DEFAULTS)) if isinstance(tune, dict) else tune
         raise ValueError(f"tune: unknown keys {unknown}; valid: {', '.join(TUNE_DEFAULTS)}")
     tune = {**copy.deepcopy(TUNE_DEFAULTS), **tune}
-    lr = {**TUNE_DEFAULTS["learning_rate"], **(tune["learning_rate"] if isinstance(tune["learning_rate"], dict)
-                                               else {"min": None})}
     for field in ("dataset", "model", "optimizer"):
         if len(spec[field]) > 1:
             raise ValueError(f"tune: a search takes one {field}, got {len(spec[field])}; "
@@ -305,8 +303,10 @@ def check_tune(spec):
     if tune["max_consecutive_failed_trials"] is None:
         tune["max_consecutive_failed_trials"] = tune["max_trials"]
     _number("tune.max_consecutive_failed_trials", tune["max_consecutive_failed_trials"], int)
-    if set(lr) != set(TUNE_DEFAULTS["learning_rate"]):
-        raise ValueError(f"tune.learning_rate must be a table (min, max, sampling, step), got {tune['learning_rate']!r}")
+    lr = tune["learning_rate"]
+    if not isinstance(lr, dict) or set(lr) - set(TUNE_DEFAULTS["learning_rate"]):
+        raise ValueError(f"tune.learning_rate must be a table (min, max, sampling, step), got {lr!r}")
+    lr = {**TUNE_DEFAULTS["learning_rate"], **lr}
     _number("tune.learning_rate.min", lr["min"], float)
     _number("tune.learning_rate.max", lr["max"], float, lr["min"])
     if lr["sampling"] not in ("log", "linear"):
@@ -340,7 +340,8 @@ def expand(spec):
     values = [_as_list(spec[field]) for field, _, _ in AXES]  # older records hold single values
     shown = [i for i, (_, _, single) in enumerate(AXES) if not single or len(values[i]) > 1]
     # the description and claim are documentation: editing them must not make finished runs stale
-    shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds", "description", "claim", "tune"}}
+    documentation = {"description", "claim", "tune"}  # tune: `run` trains the spec's own grid, untuned
+    shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds"} | documentation}
     runs = []
     for combo in itertools.product(*values):
         axes = {key: value for (_, key, _), value in zip(AXES, combo, strict=True)}

@@ -22,6 +22,8 @@ from models.losses import greater_is_better
 TRIAL_COLUMNS = ["project", "cell", "trial_id", "status", "worker", "learning_rate", "batch_size", "objective",
                  "best_epoch", "epochs_run", "seconds", "reason"]
 
+BEST_COLUMNS = ["project", "cell", "trial_id", "objective", "learning_rate", "batch_size", "initializer", "loss"]
+
 
 def trial_tables(search_dir):
     """(trials, trial_epochs): a row per recorded trial, and a row per trial x epoch."""
@@ -118,7 +120,7 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     trials, epochs = trial_tables(search_dir)
-    best = pd.DataFrame(search["best"])
+    best = pd.DataFrame(search["best"], columns=BEST_COLUMNS)
     trials.to_csv(out_dir / "trials.csv", index=False)
     epochs.to_csv(out_dir / "trial_epochs.csv", index=False)
     best.to_csv(out_dir / "best.csv", index=False)
@@ -128,7 +130,7 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
         if not trials.empty:
             plot_sensitivity(trials, best, tune, hp, out_dir / f"sensitivity_{hp}.png")
 
-    untried = sorted(set(trials["cell"]) - set(best["cell"] if not best.empty else [])) if not trials.empty else []
+    untried = sorted(set(trials["cell"]) - set(best["cell"])) if not trials.empty else []
     lr = tune["learning_rate"]
     counts = trials["status"].value_counts() if not trials.empty else pd.Series(dtype=int)
     failed = trials[trials["status"] != "COMPLETED"] if not trials.empty else trials

@@ -29,13 +29,11 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
-import numpy as np
 
 from experiments import optimizers, rundir
 from experiments.environment import describe
 from experiments.spec import expand
 from experiments.tensorboard_log import Events, RunLog
-from experiments.training import failure_reason
 from initializers.registry import label, slug
 from models import build, head_for
 from models.losses import build_metrics, encode_targets
@@ -287,9 +285,8 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
         (the tuners by project, what each project held before this session and how it ended:
         {project: {"kept": n, "rerun": [interrupted trial ids], "stopped": "" or why}}).
     """
-    from tqdm import tqdm
-
     import tensorflow as tf
+    from tqdm import tqdm
 
     tf.get_logger().setLevel("ERROR")
     # keras-tuner prints every failed trial's traceback; ours go to the records and the report

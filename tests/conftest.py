@@ -1,8 +1,19 @@
-"""Shared fixtures: an autouse seed, quiet TensorFlow, tiny real configs written as TOML."""
+"""Shared fixtures: an autouse seed, quiet TensorFlow, tiny real configs written as TOML, and a
+real `tensorboard` server on 127.0.0.1."""
 
+import contextlib
 import json
 import os
+import queue
 import random
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +70,65 @@ def config_file(tmp_path):
         return path
 
     return write
+
+
+def wait_until(check, what, timeout=90):
+    """Poll `check` until it returns something true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def _serve_tensorboard(logdir):
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1",
+         "--port", "0", "--reload_interval", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in server.stderr], daemon=True).start()
+
+    def address():
+        try:
+            match = re.search(r"http://127\.0\.0\.1:(\d+)/", lines.get(timeout=0.5))
+        except queue.Empty:
+            match = None
+        assert server.poll() is None, "tensorboard exited"
+        return match and f"http://127.0.0.1:{match.group(1)}"
+
+    try:
+        base = wait_until(address, "tensorboard to print its address")
+
+        def get(path, **params):
+            query = "?" + urllib.parse.urlencode(params) if params else ""
+            with urllib.request.urlopen(base + path + query, timeout=30) as response:
+                return json.loads(response.read())
+
+        def post(path, body):
+            request = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+
+        yield get, post
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def tensorboard_server():
+    """`with tensorboard_server(logdir) as (get, post):` a real `tensorboard --port 0` process on
+    127.0.0.1 serving `logdir`, with JSON GET and POST helpers; stopped on leaving the block."""
+    return _serve_tensorboard
+
+
+@pytest.fixture(scope="session")
+def wait():
+    """`wait(check, what, timeout=90)`: poll until `check()` is true (see `wait_until`)."""
+    return wait_until

@@ -99,6 +99,11 @@ GRIDS = {
         "early_stopping": {"patience": 2, "min_delta": 0.001},
         "metrics": ["mean_absolute_error", "root_mean_squared_error", "mean_squared_error"],
     },
+    "a batch larger than the training set": {
+        "name": "eq", "dataset": {"name": "moons", "n_samples": 80}, "model": {"name": "mlp", "widths": [8]},
+        "initializers": ["he_normal"], "losses": ["binary_crossentropy"], "seeds": [0, 1], "epochs": 3,
+        "batch_size": 128,
+    },
     "divergence: sgd at learning rate 1": {
         "name": "eq", "dataset": {"name": "regression", "n_samples": 300}, "model": {"name": "mlp", "widths": [16]},
         "initializers": ["he_normal", "ones"], "losses": ["mean_squared_error", "huber"], "seeds": [0],

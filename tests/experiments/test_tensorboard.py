@@ -4,16 +4,7 @@ One small real experiment (with cells made to diverge: SGD at learning rate 1000
 through the CLI, then `tensorboard --logdir <its folder> --host 127.0.0.1 --port 0` serves it.
 """
 
-import json
-import queue
 import re
-import subprocess
-import sys
-import threading
-import time
-import urllib.parse
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,18 +27,8 @@ diagnostics = { every = 2 }
 STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 
 
-def _wait(check, what, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
-def board(tmp_path_factory):
+def board(tmp_path_factory, tensorboard_server, wait):
     """(get, post, runs table, experiment folder) for a served real experiment."""
     out = tmp_path_factory.mktemp("tb")
     (out / "tb.toml").write_text(CONFIG)
@@ -55,36 +36,7 @@ def board(tmp_path_factory):
     exp_dir = out / "runs" / "tb"
     runs = pd.read_csv(out / "reports" / "tb" / "runs.csv")
 
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(exp_dir), "--host", "127.0.0.1",
-         "--port", "0", "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    lines = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in server.stderr], daemon=True).start()
-
-    def address():
-        try:
-            match = re.search(r"http://127\.0\.0\.1:(\d+)/", lines.get(timeout=0.5))
-        except queue.Empty:
-            match = None
-        assert server.poll() is None, "tensorboard exited"
-        return match and f"http://127.0.0.1:{match.group(1)}"
-
-    try:
-        base = _wait(address, "tensorboard to print its address")
-
-        def get(path, **params):
-            query = "?" + urllib.parse.urlencode(params) if params else ""
-            with urllib.request.urlopen(base + path + query, timeout=30) as response:
-                return json.loads(response.read())
-
-        def post(path, body):
-            request = urllib.request.Request(base + path, data=json.dumps(body).encode(),
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read())
-
+    with tensorboard_server(exp_dir) as (get, post):
         expected = {f"{r}/{group}" for r in runs["run_id"] for group in ("train", "validation")}
 
         def loaded():  # every run is there and every session has ended, as the server sees it
@@ -96,11 +48,8 @@ def board(tmp_path_factory):
             sessions = [s for g in groups["sessionGroups"] for s in g["sessions"]]
             return len(sessions) == len(runs) and all(s["status"] != "STATUS_UNKNOWN" for s in sessions) and groups
 
-        groups = _wait(loaded, "tensorboard to load every session")
+        groups = wait(loaded, "tensorboard to load every session")
         yield get, post, runs, exp_dir, groups
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_runs_are_named_for_the_run_selector(board):

@@ -1,0 +1,286 @@
+"""keras-tuner searches: real tuners on tiny searches, reloaded with keras-tuner's own API; a
+diverging trial; resume after a kill; keras-tuner's chief and two workers; the HParams dashboard."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import keras_tuner as kt
+import pandas as pd
+import pytest
+from conftest import write_config
+
+from experiments import cli
+from experiments.tuning import load_trials
+from initializers.registry import label
+
+MOONS = {
+    "dataset": {"name": "moons", "n_samples": 80},
+    "model": {"name": "mlp", "widths": [8]},
+    "initializers": ["he_normal", "zeros"],
+    "losses": ["binary_crossentropy", "mean_squared_error"],
+    "epochs": 2,
+    "seeds": [0, 1],
+    "tune": {"max_trials": 3},  # ranked by val_loss: ties (common in accuracy on 16 examples) are unlikely
+}
+# sgd on a regression with learning rates up to 1000: the large ones diverge
+DIVERGING = {
+    "dataset": {"name": "regression", "n_samples": 200},
+    "model": {"name": "mlp", "widths": [8]},
+    "initializers": ["he_normal"],
+    "losses": ["mean_squared_error"],
+    "optimizer": "sgd",
+    "epochs": 3,
+    "tune": {"max_trials": 4, "learning_rate": {"min": 0.001, "max": 1000.0}},
+}
+STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+
+
+def _config(tmp_path, name, base, **changes):
+    tune = {**base["tune"], **changes.pop("tune", {})}
+    return write_config(tmp_path / f"{name}.toml", {"name": name, **base, **changes, "tune": tune})
+
+
+def _tune(path, out, *extra):
+    return cli.main(["tune", str(path), "--output", str(out), "--quiet", *extra])
+
+
+def _subprocess(path, out, *extra):
+    return [sys.executable, "-m", "experiments", "tune", str(path), "--output", str(out), "--quiet", *extra]
+
+
+def _no_build(hp):
+    raise AssertionError("reloading a finished project must not build a model")
+
+
+def _reload(search_dir, project, tuner=kt.RandomSearch, **kwargs):
+    """The search's project as keras-tuner itself reloads it from disk."""
+    return tuner(hypermodel=_no_build, directory=str(search_dir / "tuner"), project_name=project, overwrite=False,
+                 objective=kt.Objective(kwargs.pop("objective", "val_loss"), kwargs.pop("direction", "min")),
+                 **kwargs)
+
+
+@pytest.mark.parametrize("tune, message", [
+    ({"tuner": "annealing"}, "tune.tuner 'annealing' is unknown; valid: random, bayesian, hyperband, grid"),
+    ({"mode": "joint"}, "cannot rank trials by val_loss"),
+    ({"tuner": "grid"}, "the grid tuner needs a finite grid; set tune.learning_rate.step"),
+    ({"objective": "val_accuracy", "direction": "min"}, "tune.direction 'min' is wrong for val_accuracy: it must be "
+                                                         "'max'"),
+    ({"objective": "val_auc"}, "tune.objective 'val_auc' is not a validation metric of this spec; valid: val_loss, "
+                               "val_accuracy"),
+    ({"learning_rate": {"min": 0.1, "max": 0.01}}, "tune.learning_rate.max must be a number > 0.1, got 0.01"),
+    ({"learning_rate": {"low": 0.1}}, "tune.learning_rate must be a table (min, max, sampling, step)"),
+    ({"batch_size": [32, 32]}, "tune.batch_size must be a non-empty list of distinct integers > 0"),
+    ({"max_trials": 0}, "tune.max_trials must be an integer > 0, got 0"),
+    ({"speed": 1}, "tune: unknown keys ['speed']"),
+])
+def test_a_bad_tune_table_is_a_one_line_error(tmp_path, capsys, tune, message):
+    path = _config(tmp_path, "bad", MOONS, tune=tune)
+    assert _tune(path, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_tune_needs_a_tune_table(tmp_path, capsys):
+    path = write_config(tmp_path / "plain.toml", {k: v for k, v in MOONS.items() if k != "tune"})
+    assert _tune(path, tmp_path) == 2
+    assert "has no [tune] table" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A per-cell random search over 2 initializers x 2 losses, 3 trials each, then its tuned runs."""
+    out = tmp_path_factory.mktemp("tune")
+    path = _config(out, "moons_tune", MOONS)
+    assert _tune(path, out) == 0
+    return path, out, out / "runs" / "moons_tune", out / "reports" / "moons_tune"
+
+
+def test_every_trial_is_recorded_once_with_every_epoch(searched):
+    _, _, search_dir, reports = searched
+    trials = pd.read_csv(reports / "trials.csv")
+    assert len(trials) == 4 * 3 and not trials.duplicated(["project", "trial_id"]).any()
+    assert set(trials["status"]) == {"COMPLETED"} and set(trials["epochs_run"]) == {2}
+    epochs = pd.read_csv(reports / "trial_epochs.csv")
+    assert len(epochs) == 4 * 3 * 2
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(epochs.columns)
+    # the objective keras-tuner kept is the best epoch of the history we kept
+    for _, trial in trials.iterrows():
+        history = epochs[(epochs["project"] == trial["project"]) & (epochs["trial_id"] == trial["trial_id"])]
+        assert trial["objective"] == pytest.approx(history["val_loss"].min())
+        assert 1e-4 <= trial["learning_rate"] <= 0.1 and trial["batch_size"] in (16, 32, 64, 128, 256)
+
+
+def test_keras_tuner_reloads_the_same_best_settings_as_the_report(searched):
+    _, _, search_dir, reports = searched
+    best = pd.read_csv(reports / "best.csv", dtype={"trial_id": str})
+    assert len(best) == 4
+    for _, row in best.iterrows():
+        tuner = _reload(search_dir, row["project"], max_trials=3)
+        assert len(tuner.oracle.trials) == 3
+        found = tuner.get_best_hyperparameters(1)[0].values
+        assert found["learning_rate"] == pytest.approx(row["learning_rate"], rel=1e-12)
+        assert found["batch_size"] == row["batch_size"]
+        assert tuner.oracle.get_best_trials(1)[0].trial_id == row["trial_id"]
+
+
+def test_each_cell_is_retrained_at_its_own_best_settings_on_every_seed(searched):
+    _, out, _, reports = searched
+    best = pd.read_csv(reports / "best.csv").set_index("cell")
+    tuned = pd.read_csv(reports / "tuned.csv").set_index("cell")
+    assert set(tuned.index) == set(best.index)
+    assert all(text.endswith("(2)") for text in tuned["test accuracy"])
+    runs = pd.read_csv(out / "reports" / "moons_tune_tuned" / "runs.csv")
+    assert len(runs) == 4 * 2 and set(runs["status"]) == {"ok"}
+    for run_id in runs["run_id"]:
+        config = json.loads((out / "runs" / "moons_tune_tuned" / run_id / "config.json").read_text())
+        cell = f"{label(config['initializer'])} | {label(config['loss'])}"
+        assert config["learning_rate"] == pytest.approx(best.loc[cell, "learning_rate"])
+        assert config["batch_size"] == best.loc[cell, "batch_size"]
+    report = (reports / "tune.md").read_text()
+    assert "## Tuned comparison" in report and "max_consecutive_failed_trials" in report
+    assert (reports / "sensitivity_learning_rate.png").stat().st_size > 0
+    assert (reports / "tune.html").is_file()
+
+
+def test_hparams_dashboard_declares_the_domains_and_every_trial_status(searched, tensorboard_server, wait):
+    _, _, search_dir, _ = searched
+    with tensorboard_server(search_dir) as (get, post):
+        def sessions():
+            groups = post("/data/plugin/hparams/session_groups", {
+                "experimentName": "", "allowedStatuses": STATUSES, "colParams": [], "startIndex": 0,
+                "sliceSize": 1000})
+            found = [s for g in groups["sessionGroups"] for s in g["sessions"]]
+            return len(found) == 12 and found
+
+        found = wait(sessions, "tensorboard to load every trial")
+        experiment = post("/data/plugin/hparams/experiment", {"experimentName": ""})
+        trial = search_dir / "trials" / "he_normal__binary_crossentropy" / "trial_0"
+        served = get("/data/plugin/scalars/scalars", run=str(trial.relative_to(search_dir) / "validation"),
+                     tag="epoch_accuracy")
+    infos = {h["name"]: h for h in experiment["hparamInfos"]}
+    assert infos["learning_rate"]["domainInterval"] == {"minValue": 1e-4, "maxValue": 0.1}
+    assert infos["batch_size"]["domainDiscrete"] == [16, 32, 64, 128, 256]
+    assert infos["initializer"]["domainDiscrete"] == ["he_normal", "zeros"]
+    assert {s["status"] for s in found} == {"STATUS_SUCCESS"}
+    history = pd.read_csv(trial / "history.csv")
+    assert [v for _, _, v in served] == pytest.approx(history["val_accuracy"].tolist())
+
+
+def test_rerunning_a_finished_search_trains_no_trial(searched, capsys):
+    path, out, search_dir, reports = searched
+    before = {p: p.stat().st_mtime_ns for p in search_dir.glob("trials/*/*/trial.json")}
+    assert _tune(path, out) == 0
+    assert {p: p.stat().st_mtime_ns for p in search_dir.glob("trials/*/*/trial.json")} == before
+    assert "2. resumed: kept 12 finished trials" in (reports / "tune.md").read_text()
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path, tensorboard_server, wait):
+    path = _config(tmp_path, "diverging", DIVERGING)
+    assert _tune(path, tmp_path) == 0
+    trials = pd.read_csv(tmp_path / "reports" / "diverging" / "trials.csv")
+    assert len(trials) == 4
+    failed, done = trials[trials["status"] == "FAILED"], trials[trials["status"] == "COMPLETED"]
+    assert len(failed) >= 1 and len(done) >= 1
+    assert failed["reason"].str.fullmatch(r"diverged: training loss (nan|inf) at epoch \d").all()
+    assert (failed["learning_rate"] > done["learning_rate"].min()).all()
+    report = (tmp_path / "reports" / "diverging" / "tune.md").read_text()
+    assert "## Failed trials" in report and "diverged: training loss" in report
+    with tensorboard_server(tmp_path / "runs" / "diverging") as (_, post):
+        def statuses():
+            groups = post("/data/plugin/hparams/session_groups", {
+                "experimentName": "", "allowedStatuses": STATUSES, "colParams": [], "startIndex": 0,
+                "sliceSize": 100})
+            found = {s["name"].rsplit("/", 1)[-1]: s["status"] for g in groups["sessionGroups"] for s in g["sessions"]}
+            return len(found) == 4 and found
+
+        served = wait(statuses, "tensorboard to load every trial")
+    expected = {f"trial_{t}": "STATUS_FAILURE" if s == "FAILED" else "STATUS_SUCCESS"
+                for t, s in zip(trials["trial_id"], trials["status"], strict=True)}
+    assert served == expected
+
+
+def test_the_consecutive_failure_limit_stops_a_search_and_the_next_one_still_runs(tmp_path, capsys):
+    path = _config(tmp_path, "failing", DIVERGING, losses=["mean_squared_error", "huber"], tune={
+        "learning_rate": {"min": 300.0, "max": 1000.0}, "max_consecutive_failed_trials": 2})
+    assert _tune(path, tmp_path) == 0
+    trials = pd.read_csv(tmp_path / "reports" / "failing" / "trials.csv")
+    per_search = trials.groupby("project")["status"].agg(list).to_dict()
+    # each stopped at the limit, 2 of its 4 trials; the first stop did not end the run
+    assert per_search == {p: ["FAILED", "FAILED"] for p in ("he_normal__mean_squared_error", "he_normal__huber")}
+    assert capsys.readouterr().err.count("stopped: Number of consecutive failures exceeded the limit of 2") == 2
+    report = (tmp_path / "reports" / "failing" / "tune.md").read_text()
+    assert "search he_normal__huber stopped early (Number of consecutive failures exceeded the limit of 2.)" in report
+    assert "Not retrained, no completed trial: he_normal | huber, he_normal | mean_squared_error." in report
+
+
+def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
+    path = _config(tmp_path, "killed", MOONS, initializers=["he_normal"], losses=["binary_crossentropy"],
+                   epochs=40, tune={"max_trials": 5})
+    search_dir = tmp_path / "runs" / "killed"
+    process = subprocess.Popen(_subprocess(path, tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from conftest import wait_until
+
+        wait_until(lambda: len(load_trials(search_dir)) >= 2 or process.poll() is not None, "two finished trials")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finished = {(r["trial_id"], r["started"]) for r in load_trials(search_dir)}
+    assert 2 <= len(finished) < 5
+    assert _tune(path, tmp_path) == 0
+    records = load_trials(search_dir)
+    assert sorted(r["trial_id"] for r in records) == ["0", "1", "2", "3", "4"]
+    assert finished <= {(r["trial_id"], r["started"]) for r in records}  # not trained again
+    assert {t.status for t in _reload(search_dir, "he_normal__binary_crossentropy", max_trials=5).oracle.trials
+            .values()} == {"COMPLETED"}
+    sessions = (tmp_path / "reports" / "killed" / "tune.md").read_text().split("## Sessions")[1]
+    assert "1. interrupted" in sessions and f"2. resumed: kept {len(finished)} finished trials" in sessions
+
+
+def test_keras_tuners_chief_and_two_workers_complete_every_trial_once(tmp_path):
+    path = _config(tmp_path, "joint", MOONS, seeds=[0], tune={"mode": "joint", "max_trials": 6,
+                                                             "objective": "val_accuracy"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
+    done = subprocess.run(_subprocess(path, tmp_path, "--workers", "2"), env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    search_dir = tmp_path / "runs" / "joint"
+    records = load_trials(search_dir)
+    assert sorted(r["trial_id"] for r in records) == ["0", "1", "2", "3", "4", "5"]
+    assert {r["status"] for r in records} == {"COMPLETED"}
+    assert {r["worker"] for r in records} == {"tuner0", "tuner1"}
+    oracle = _reload(search_dir, "joint", max_trials=6, objective="val_accuracy", direction="max").oracle
+    assert sorted(oracle.trials) == sorted(r["trial_id"] for r in records)
+    assert {t.status for t in oracle.trials.values()} == {"COMPLETED"}
+    assert {f"tuner{i}.log" for i in range(2)} <= {p.name for p in (search_dir / "workers").iterdir()}
+    # joint mode: initializer and loss were hp.Choice axes; each tried cell is retrained at its best
+    assert {r["cell"] for r in records} == {r["hyperparameters"]["initializer"] + " | " +
+                                            r["hyperparameters"]["loss"] for r in records}
+    tuned = pd.read_csv(tmp_path / "reports" / "joint" / "tuned.csv")
+    assert set(tuned["cell"]) == {r["cell"] for r in records}
+
+
+@pytest.mark.parametrize("tuner, tune", [
+    ("bayesian", {"max_trials": 3}),
+    ("grid", {"max_trials": 10, "learning_rate": {"min": 0.001, "max": 0.01, "step": 10}, "batch_size": [16, 32]}),
+    ("hyperband", {"hyperband_factor": 3}),
+])
+def test_every_tuner_runs_by_name(tmp_path, tuner, tune):
+    path = _config(tmp_path, tuner, MOONS, initializers=["he_normal"], losses=["binary_crossentropy"], epochs=3,
+                   tune={"tuner": tuner, **tune})
+    assert _tune(path, tmp_path) == 0
+    records = load_trials(tmp_path / "runs" / tuner)
+    assert records and {r["status"] for r in records} == {"COMPLETED"}
+    settings = {(round(r["hyperparameters"]["learning_rate"], 9), r["hyperparameters"]["batch_size"])
+                for r in records}
+    if tuner == "grid":  # the whole grid, each point once
+        assert settings == {(0.001, 16), (0.001, 32), (0.01, 16), (0.01, 32)} and len(records) == 4
+    if tuner == "hyperband":  # later rounds continue earlier trials from their saved epoch
+        assert any(r["hyperparameters"].get("tuner/initial_epoch", 0) > 0 for r in records)
+        assert all(r["epochs_run"] <= 3 for r in records)
+    assert Path(tmp_path / "reports" / tuner / "tune.md").is_file()
