@@ -60,6 +60,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m experiments.benchmarks.engines --seeds $(SEEDS)
 	$(PY) -m experiments.benchmarks.diagnostics
+	$(PY) -m experiments.benchmarks.tuning
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check experiments models initializers tests

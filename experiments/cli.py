@@ -102,7 +102,11 @@ def cmd_tune(args):
         return 0
     if tuned_dir is not None:
         _report(tuned_dir, args.output, tuned_dir.name)
-    print(report.read_text().split("## Tuned comparison")[1].split("## Best trial")[0].strip())
+    import pandas as pd
+
+    tuned = pd.read_csv(report.parent / "tuned.csv") if tuned_dir is not None else None
+    print(f"{spec['name']}: the tuned comparison (test set, mean +- std (n seeds), each cell at its best settings)")
+    print(tuned.to_markdown(index=False) if tuned is not None else "  no cell has a completed trial")
     print(f"  tuner report: {report} (and tune.html, trials.csv, tuned.csv)")
     print(f"  tensorboard:  make tensorboard EXPERIMENT={spec['name']}")
     return 0

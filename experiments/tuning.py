@@ -75,7 +75,7 @@ def role():
     return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
 
 
-def search_space(spec, search):
+def search_space(spec):
     """The declared space: batch size is chosen in `fit`, so it is declared here up front (the grid
     and Bayesian oracles need the whole space before the first trial)."""
     hp = kt.HyperParameters()
@@ -242,7 +242,7 @@ def make_tuner(spec, search, hypermodel, directory, overwrite):
     tune = spec["tune"]
     common = {
         "hypermodel": hypermodel, "objective": kt.Objective(tune["objective"], direction=tune["direction"]),
-        "hyperparameters": search_space(spec, search), "seed": oracle_seed(spec),
+        "hyperparameters": search_space(spec), "seed": oracle_seed(spec),
         "max_retries_per_trial": 0, "max_consecutive_failed_trials": tune["max_consecutive_failed_trials"],
         "directory": str(directory), "project_name": search.project, "overwrite": overwrite,
     }
@@ -310,9 +310,8 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
             if base is not None:
                 os.environ["KERASTUNER_ORACLE_PORT"] = str(base + index)  # read by the chief and each client
             log = TrialLog(search_dir, spec, search, on_end)
-            # workers never delete: the chief (or a standalone search) owns the project folders
             tuner = make_tuner(spec, search, SpecHyperModel(spec, data, search, log), Path(search_dir) / "tuner",
-                               overwrite and who != "worker")
+                               overwrite)
             if who != "worker":
                 trials = tuner.oracle.trials.values()
                 done = [t for t in trials if t.status in ("COMPLETED", "FAILED", "INVALID")]
@@ -419,7 +418,7 @@ def tune(spec, datasets, output=".", overwrite=False, progress=True):
 
     search_dir = experiment_dir(output, spec["name"])
     who = role()
-    if who == "worker":
+    if who == "worker":  # workers never delete: the chief owns the project folders
         run_searches(spec, datasets[0], search_dir, False, progress)
         return search_dir, None, None
     if overwrite:  # all but the workers' logs of a running `--workers` launch
@@ -486,7 +485,7 @@ def launch(argv, spec, workers, output, progress=True):
     Args:
         argv: the command line to rerun, without `--workers` (the chief gets `--overwrite` if given).
     Returns:
-        the chief's exit code.
+        the chief's exit code, or 1 when a worker failed (its log is named).
     """
     from tqdm import tqdm
 
@@ -517,8 +516,11 @@ def launch(argv, spec, workers, output, progress=True):
             bar.update(len(list(search_dir.glob(f"trials/*/trial_*/{TRIAL}"))) - bar.n)
             failed = [name for name, p in processes.items() if p.poll() not in (None, 0)]
             if failed:
-                raise RuntimeError(f"tuner process {failed[0]} failed (exit {processes[failed[0]].returncode}); "
-                                   f"see {logs / (failed[0] + '.log')}")
+                bar.close()
+                where = "its output above" if failed[0] == "chief" else logs / f"{failed[0]}.log"
+                print(f"error: tuner process {failed[0]} exited with code {processes[failed[0]].returncode}; "
+                      f"see {where}", file=sys.stderr)
+                return 1
             time.sleep(1)
         bar.close()
         return processes["chief"].wait()
