@@ -24,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -240,10 +241,18 @@ def make_tuner(spec, search, hypermodel, directory, overwrite):
     and failures stop a search only after `tune.max_consecutive_failed_trials` of them in a row.
     """
     tune = spec["tune"]
+    limit = tune["max_consecutive_failed_trials"]
+    if role() != "standalone":
+        # the limit raises inside the chief's gRPC handler, failing the worker and leaving the chief
+        # waiting for that trial forever: a distributed search records failures but never stops for them
+        if limit < tune["max_trials"]:
+            print(f"notice: {spec['name']}: max_consecutive_failed_trials = {limit} is not applied in a "
+                  "distributed search", file=sys.stderr)
+        limit = sys.maxsize
     common = {
         "hypermodel": hypermodel, "objective": kt.Objective(tune["objective"], direction=tune["direction"]),
         "hyperparameters": search_space(spec), "seed": oracle_seed(spec),
-        "max_retries_per_trial": 0, "max_consecutive_failed_trials": tune["max_consecutive_failed_trials"],
+        "max_retries_per_trial": 0, "max_consecutive_failed_trials": limit,
         "directory": str(directory), "project_name": search.project, "overwrite": overwrite,
     }
     if tune["tuner"] == "hyperband":
@@ -278,6 +287,31 @@ def _base_port():
     return int(base)
 
 
+class _Serving(threading.Thread):
+    """keras-tuner's chief serving one search's oracle (its `search` blocks until the search ends)."""
+
+    def __init__(self, tuner):
+        super().__init__(name=f"oracle {tuner.project_name}", daemon=True)
+        self.tuner, self.error = tuner, None
+
+    def run(self):
+        try:
+            self.tuner.search(verbose=0)
+        except Exception as e:  # noqa: BLE001 - raised in the main thread after join
+            self.error = e
+
+
+def _serve(tuner, port):
+    """Start serving a search on `port` and return once it accepts connections (keras-tuner reads
+    the port from the environment when its server starts, so one search at a time)."""
+    thread = _Serving(tuner)
+    thread.start()
+    host = os.environ["KERASTUNER_ORACLE_IP"]
+    while thread.is_alive() and not _serving("127.0.0.1" if host == "0.0.0.0" else host, port):
+        time.sleep(0.2)
+    return thread
+
+
 def run_searches(spec, data, search_dir, overwrite=False, progress=True):
     """Run (or resume) every search of the spec in this process's role.
 
@@ -303,7 +337,7 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
         bar.set_postfix({"last": f"{record['cell']} {record['status'].lower()}"}, refresh=False)
         bar.update()
 
-    tuners, resumed = {}, {}
+    tuners, resumed, threads = {}, {}, []
     base = None if who == "standalone" else _base_port()
     try:
         for index, search in enumerate(plan):
@@ -318,6 +352,10 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
                 resumed[search.project] = {"kept": len(done), "stopped": "",
                                            "rerun": sorted(t.trial_id for t in trials if t.status == "RUNNING")}
                 bar.update(len(done))
+            tuners[search.project] = tuner
+            if who == "chief":  # serve every search at once: a worker moves on as soon as one is done
+                threads.append(_serve(tuner, base + index))
+                continue
             bar.set_description(f"{spec['name']} {search.project}")
             try:
                 recording(tuner, log).search(verbose=0)
@@ -327,7 +365,10 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
                 stopped = str(e).splitlines()[0]
                 print(f"notice: {spec['name']}: search {search.project} stopped: {stopped}", file=sys.stderr)
                 resumed.get(search.project, {})["stopped"] = stopped
-            tuners[search.project] = tuner
+        for thread in threads:
+            thread.join()
+            if thread.error:
+                raise thread.error
     finally:
         bar.close()
         if base is not None:
