@@ -243,26 +243,41 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
 
 
 def test_keras_tuners_chief_and_two_workers_complete_every_trial_once(tmp_path):
-    path = _config(tmp_path, "joint", MOONS, seeds=[0], tune={"mode": "joint", "max_trials": 6,
-                                                             "objective": "val_accuracy"})
+    # two searches (one per cell), served at once on two ports
+    path = _config(tmp_path, "spread", MOONS, seeds=[0], losses=["binary_crossentropy"], tune={"max_trials": 4})
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
     done = subprocess.run(_subprocess(path, tmp_path, "--workers", "2"), env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    search_dir = tmp_path / "runs" / "joint"
+    search_dir = tmp_path / "runs" / "spread"
     records = load_trials(search_dir)
-    assert sorted(r["trial_id"] for r in records) == ["0", "1", "2", "3", "4", "5"]
+    assert sorted((r["project"], r["trial_id"]) for r in records) == [
+        (p, t) for p in ("he_normal__binary_crossentropy", "zeros__binary_crossentropy") for t in "0123"]
     assert {r["status"] for r in records} == {"COMPLETED"}
     assert {r["worker"] for r in records} == {"tuner0", "tuner1"}
-    oracle = _reload(search_dir, "joint", max_trials=6, objective="val_accuracy", direction="max").oracle
-    assert sorted(oracle.trials) == sorted(r["trial_id"] for r in records)
-    assert {t.status for t in oracle.trials.values()} == {"COMPLETED"}
+    for project in ("he_normal__binary_crossentropy", "zeros__binary_crossentropy"):
+        oracle = _reload(search_dir, project, max_trials=4).oracle
+        assert sorted(oracle.trials) == ["0", "1", "2", "3"]
+        assert {t.status for t in oracle.trials.values()} == {"COMPLETED"}
     assert {f"tuner{i}.log" for i in range(2)} <= {p.name for p in (search_dir / "workers").iterdir()}
-    # joint mode: initializer and loss were hp.Choice axes; each tried cell is retrained at its best
-    assert {r["cell"] for r in records} == {r["hyperparameters"]["initializer"] + " | " +
-                                            r["hyperparameters"]["loss"] for r in records}
+    assert len(pd.read_csv(tmp_path / "reports" / "spread" / "tuned.csv")) == 2
+
+
+def test_a_joint_search_chooses_initializer_and_loss_and_retrains_each_cell_it_tried(tmp_path):
+    path = _config(tmp_path, "joint", MOONS, seeds=[0], tune={"mode": "joint", "max_trials": 6,
+                                                             "objective": "val_accuracy"})
+    assert _tune(path, tmp_path) == 0
+    records = load_trials(tmp_path / "runs" / "joint")
+    assert len(records) == 6 and {r["project"] for r in records} == {"joint"}
+    chosen = {(r["hyperparameters"]["initializer"], r["hyperparameters"]["loss"]) for r in records}
+    assert len(chosen) > 1 and {f"{i} | {lo}" for i, lo in chosen} == {r["cell"] for r in records}
+    best = pd.read_csv(tmp_path / "reports" / "joint" / "best.csv")
+    assert set(best["cell"]) == {r["cell"] for r in records if r["status"] == "COMPLETED"}
+    for _, row in best.iterrows():  # each cell's best is the best of its own trials
+        own = [r["objective"] for r in records if r["cell"] == row["cell"]]
+        assert row["objective"] == pytest.approx(max(own))
     tuned = pd.read_csv(tmp_path / "reports" / "joint" / "tuned.csv")
-    assert set(tuned["cell"]) == {r["cell"] for r in records}
+    assert set(tuned["cell"]) == set(best["cell"])
 
 
 @pytest.mark.parametrize("tuner, tune", [
