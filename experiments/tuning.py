@@ -287,6 +287,12 @@ def _base_port():
     return int(base)
 
 
+def _running_trials(project_dir):
+    """Ids of the trials keras-tuner's files in a project still mark as running."""
+    records = (json.loads(p.read_text()) for p in Path(project_dir).glob("trial_*/trial.json"))
+    return sorted(r["trial_id"] for r in records if r.get("status") == "RUNNING")
+
+
 class _Serving(threading.Thread):
     """keras-tuner's chief serving one search's oracle (its `search` blocks until the search ends)."""
 
@@ -344,13 +350,14 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
             if base is not None:
                 os.environ["KERASTUNER_ORACLE_PORT"] = str(base + index)  # read by the chief and each client
             log = TrialLog(search_dir, spec, search, on_end)
+            # trials a killed session left running, as keras-tuner recorded them (read before the tuner
+            # reloads: a search killed in its first trial is not reloaded but started again)
+            running = [] if overwrite else _running_trials(Path(search_dir) / "tuner" / search.project)
             tuner = make_tuner(spec, search, SpecHyperModel(spec, data, search, log), Path(search_dir) / "tuner",
                                overwrite)
             if who != "worker":
-                trials = tuner.oracle.trials.values()
-                done = [t for t in trials if t.status in ("COMPLETED", "FAILED", "INVALID")]
-                resumed[search.project] = {"kept": len(done), "stopped": "",
-                                           "rerun": sorted(t.trial_id for t in trials if t.status == "RUNNING")}
+                done = [t for t in tuner.oracle.trials.values() if t.status in ("COMPLETED", "FAILED", "INVALID")]
+                resumed[search.project] = {"kept": len(done), "stopped": "", "rerun": running}
                 bar.update(len(done))
             tuners[search.project] = tuner
             if who == "chief":  # serve every search at once: a worker moves on as soon as one is done

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras_tuner as kt
 import pandas as pd
 import pytest
-from conftest import write_config
+from conftest import wait_until, write_config
 
 from experiments import cli
 from experiments.tuning import load_trials
@@ -224,14 +224,15 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
     search_dir = tmp_path / "runs" / "killed"
     process = subprocess.Popen(_subprocess(path, tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        from conftest import wait_until
-
         wait_until(lambda: len(load_trials(search_dir)) >= 2 or process.poll() is not None, "two finished trials")
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     finished = {(r["trial_id"], r["started"]) for r in load_trials(search_dir)}
     assert 2 <= len(finished) < 5
+    project = search_dir / "tuner" / "he_normal__binary_crossentropy"
+    running = [json.loads(p.read_text())["trial_id"] for p in project.glob("trial_*/trial.json")
+               if json.loads(p.read_text())["status"] == "RUNNING"]  # killed mid-trial, as keras-tuner saw it
     assert _tune(path, tmp_path) == 0
     records = load_trials(search_dir)
     assert sorted(r["trial_id"] for r in records) == ["0", "1", "2", "3", "4"]
@@ -240,6 +241,9 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
             .values()} == {"COMPLETED"}
     sessions = (tmp_path / "reports" / "killed" / "tune.md").read_text().split("## Sessions")[1]
     assert "1. interrupted" in sessions and f"2. resumed: kept {len(finished)} finished trials" in sessions
+    for trial_id in running:  # rerun from scratch, and said so
+        assert f"reran interrupted he_normal__binary_crossentropy trial {trial_id} from scratch" in sessions
+        assert [r["epochs_run"] for r in records if r["trial_id"] == trial_id] == [40]
 
 
 def test_keras_tuners_chief_and_two_workers_complete_every_trial_once(tmp_path):
