@@ -176,6 +176,8 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
         *([f"Not retrained, no completed trial: {', '.join(untried)}.", ""] if untried else []),
         "## Best trial per cell",
         "",
+        f"By the search objective, {tune['objective']}; ties go to the earliest trial.",
+        "",
         _table(best) if not best.empty else "none",
         "",
         "## Sensitivity",

@@ -389,14 +389,21 @@ def load_trials(search_dir):
     return [rundir.read_json(p) for p in paths]
 
 
+def _ranked(oracle, direction):
+    """Completed trials, best first; ties go to the earliest trial. (keras-tuner's own ranking breaks
+    ties by the order it holds trials in, which after a resume is the order of files on disk.)"""
+    done = [t for t in oracle.trials.values() if t.status == "COMPLETED" and t.score is not None
+            and math.isfinite(t.score)]
+    return sorted(done, key=lambda t: ((-t.score if direction == "max" else t.score), int(t.trial_id)))
+
+
 def best_per_cell(spec, tuners):
-    """The best trial of every cell: keras-tuner's own best per search in per-cell mode; in joint
-    mode, the best completed trial of each cell among the joint search's trials."""
+    """The best trial of every cell: the best of its own search in per-cell mode; in joint mode, the
+    best of the joint search's trials with that cell's initializer and loss."""
     best = []
     plan = {s.project: s for s in searches(spec)}
     for project, tuner in tuners.items():
-        # keras-tuner pads its ranking with unfinished trials when too few completed
-        ranked = [t for t in tuner.oracle.get_best_trials(len(tuner.oracle.trials)) if t.status == "COMPLETED"]
+        ranked = _ranked(tuner.oracle, spec["tune"]["direction"])
         if spec["tune"]["mode"] == "per_cell":
             picks = [(cell_of(t.hyperparameters.values, plan[project]), t) for t in ranked[:1]]
         else:

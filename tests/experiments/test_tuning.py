@@ -303,3 +303,17 @@ def test_every_tuner_runs_by_name(tmp_path, tuner, tune):
         assert any(r["hyperparameters"].get("tuner/initial_epoch", 0) > 0 for r in records)
         assert all(r["epochs_run"] <= 3 for r in records)
     assert Path(tmp_path / "reports" / tuner / "tune.md").is_file()
+
+
+def test_ties_go_to_the_earliest_trial_whatever_order_the_oracle_holds_them_in():
+    from types import SimpleNamespace
+
+    from experiments.tuning import _ranked
+
+    def trial(trial_id, score, status="COMPLETED"):
+        return SimpleNamespace(trial_id=trial_id, score=score, status=status)
+
+    held = [trial("5", 0.9), trial("2", 0.9), trial("3", float("nan")), trial("4", 0.95, "FAILED"), trial("0", 0.5)]
+    oracle = SimpleNamespace(trials={t.trial_id: t for t in held})  # as reloaded: files in any order
+    assert [t.trial_id for t in _ranked(oracle, "max")] == ["2", "5", "0"]
+    assert [t.trial_id for t in _ranked(oracle, "min")] == ["0", "2", "5"]
