@@ -139,12 +139,19 @@ def cmd_validate(args):
 
 
 def cmd_report(args):
+    from experiments.report import report_dir
+    from experiments.tune_report import SEARCH, build_tune_report
+
     root = Path(args.output) / "runs"
-    names = args.names or sorted(p.parent.name for p in root.glob("*/experiment.json"))
+    names = args.names or sorted(p.parent.name for p in [*root.glob("*/experiment.json"), *root.glob(f"*/{SEARCH}")])
     if not names:
         raise ValueError(f"no experiments under {str(root)!r}; run one first (make run)")
     for name in names:
-        print(_report(root / name, args.output, name))
+        if (root / name / SEARCH).is_file():  # a keras-tuner search: its tuned runs are `<name>_tuned`
+            tuned = root / f"{name}_tuned"
+            print(build_tune_report(root / name, tuned if tuned.is_dir() else None, report_dir(args.output, name)))
+        else:
+            print(_report(root / name, args.output, name))
     return 0
 
 

@@ -22,13 +22,17 @@ from models.losses import greater_is_better
 TRIAL_COLUMNS = ["project", "cell", "trial_id", "status", "worker", "learning_rate", "batch_size", "objective",
                  "best_epoch", "epochs_run", "seconds", "reason"]
 
+SEARCH, TRIAL = "search.json", "trial.json"
 BEST_COLUMNS = ["project", "cell", "trial_id", "objective", "learning_rate", "batch_size", "initializer", "loss"]
+
+
+def load_trials(search_dir):
+    """Every trial record under a search folder, in (project, trial id) order."""
+    return [rundir.read_json(p) for p in sorted(Path(search_dir).glob(f"trials/*/trial_*/{TRIAL}"))]
 
 
 def trial_tables(search_dir):
     """(trials, trial_epochs): a row per recorded trial, and a row per trial x epoch."""
-    from experiments.tuning import load_trials
-
     rows, epochs = [], []
     for record in load_trials(search_dir):
         hps = record["hyperparameters"]
@@ -115,7 +119,7 @@ def tuned_table(tuned_dir, best, metrics):
 
 def build_tune_report(search_dir, tuned_dir, out_dir):
     """Write the tuner report; returns the path of tune.md."""
-    search = rundir.read_json(Path(search_dir) / "search.json")
+    search = rundir.read_json(Path(search_dir) / SEARCH)
     spec, tune = search["spec"], search["spec"]["tune"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from experiments import optimizers, rundir
 from experiments.environment import describe
 from experiments.spec import expand
 from experiments.tensorboard_log import Events, RunLog
+from experiments.tune_report import SEARCH, TRIAL, build_tune_report
 from initializers.registry import label, slug
 from models import build, head_for
 from models.losses import build_metrics, encode_targets
@@ -42,7 +43,6 @@ from models.losses import get as get_loss
 
 TUNERS = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization, "hyperband": kt.Hyperband,
           "grid": kt.GridSearch}
-SEARCH, TRIAL = "search.json", "trial.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -383,12 +383,6 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
     return tuners, resumed
 
 
-def load_trials(search_dir):
-    """Every trial record under a search folder, in (project, trial id) order."""
-    paths = sorted(Path(search_dir).glob(f"trials/*/trial_*/{TRIAL}"))
-    return [rundir.read_json(p) for p in paths]
-
-
 def _ranked(oracle, direction):
     """Completed trials, best first; ties go to the earliest trial. (keras-tuner's own ranking breaks
     ties by the order it holds trials in, which after a resume is the order of files on disk.)"""
@@ -469,7 +463,6 @@ def tune(spec, datasets, output=".", overwrite=False, progress=True):
     """
     from experiments.report import report_dir
     from experiments.runner import experiment_dir, run_experiment
-    from experiments.tune_report import build_tune_report
 
     search_dir = experiment_dir(output, spec["name"])
     who = role()

@@ -14,7 +14,7 @@ import pytest
 from conftest import wait_until, write_config
 
 from experiments import cli
-from experiments.tuning import load_trials
+from experiments.tune_report import load_trials
 from initializers.registry import label
 
 MOONS = {
@@ -177,6 +177,16 @@ def test_rerunning_a_finished_search_trains_no_trial(searched, capsys):
     assert _tune(path, out) == 0
     assert {p: p.stat().st_mtime_ns for p in search_dir.glob("trials/*/*/trial.json")} == before
     assert "2. resumed: kept 12 finished trials" in (reports / "tune.md").read_text()
+
+
+def test_the_report_command_rebuilds_the_tuner_report_from_disk(searched):
+    _, out, _, reports = searched
+    before = (reports / "trials.csv").read_text()
+    for name in ("tune.md", "trials.csv", "tuned.csv"):
+        (reports / name).unlink()
+    assert cli.main(["report", "--output", str(out)]) == 0
+    assert (reports / "trials.csv").read_text() == before
+    assert "## Tuned comparison" in (reports / "tune.md").read_text() and (reports / "tuned.csv").is_file()
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path, tensorboard_server, wait):
