@@ -17,6 +17,7 @@ import pandas as pd
 from experiments import rundir
 from experiments.report import _html, _pyplot, _table
 from experiments.results import format_cell, load_tables, summarize_cells
+from initializers.registry import label
 from models.losses import greater_is_better
 
 TRIAL_COLUMNS = ["project", "cell", "trial_id", "status", "worker", "learning_rate", "batch_size", "objective",
@@ -141,6 +142,12 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
     workers = trials["worker"].value_counts() if not trials.empty else pd.Series(dtype=int)
     shown = ["project", "trial_id", "status", "worker", "learning_rate", "batch_size", "objective", "best_epoch",
              "epochs_run", "seconds"] + (["cell"] if tune["mode"] == "joint" else [])
+    how = ("a search per initializer x loss cell" if tune["mode"] == "per_cell" else
+           "initializer and loss as hp.Choice axes of one search")
+    budget = (f"{tune['max_trials']} trials per search" if tune["tuner"] != "hyperband" else
+              f"hyperband: max_epochs {spec['epochs']}, factor {tune['hyperband_factor']}, "
+              f"{tune['hyperband_iterations']} iteration(s)")
+    distributed = any(s["role"] == "chief" for s in search["sessions"])
     lines = [
         f"# {spec['name']}: tuning learning rate and batch size",
         "",
@@ -148,21 +155,17 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
         "",
         "## The search",
         "",
-        f"- {tune['tuner']} search, {tune['mode'].replace('_', ' ')} mode "
-        f"({'a search per initializer x loss cell' if tune['mode'] == 'per_cell' else 'initializer and loss as hp.Choice axes of one search'}), "  # noqa: E501
-        f"objective {tune['objective']} ({tune['direction']}imize), "
-        + (f"{tune['max_trials']} trials per search" if tune["tuner"] != "hyperband" else
-           f"hyperband: max_epochs {spec['epochs']}, factor {tune['hyperband_factor']}, "
-           f"{tune['hyperband_iterations']} iteration(s)"),
+        f"- {tune['tuner']} search, {tune['mode'].replace('_', ' ')} mode ({how}), "
+        f"objective {tune['objective']} ({tune['direction']}imize), {budget}",
         f"- learning rate: {lr['min']:g} to {lr['max']:g}, {lr['sampling']} sampling"
         + (f", step {lr['step']:g}" if lr["step"] else "") + f"; batch size: one of {tune['batch_size']}",
-        f"- dataset {spec['dataset'][0]['name'] if isinstance(spec['dataset'][0], dict) else spec['dataset'][0]}, "
-        f"{spec['epochs']} epochs per trial, model seed {spec['seeds'][0]}, oracle seed {spec['seeds'][0] + 1}; "
-        f"tuned comparison on seeds {spec['seeds']}",
+        f"- dataset {label(spec['dataset'][0])}, {spec['epochs']} epochs per trial, model seed {spec['seeds'][0]}, "
+        f"oracle seed {search['oracle_seed']}; tuned comparison on seeds {spec['seeds']}",
         f"- failure limits: a trial is never retried (max_retries_per_trial = 0: its settings and seed are fixed, "
         f"so it would fail the same way); a search stops after {tune['max_consecutive_failed_trials']} consecutive "
-        "failed trials (max_consecutive_failed_trials). A trial whose training loss turns NaN or inf is stopped and "
-        "recorded as failed, and the search goes on.",
+        "failed trials (max_consecutive_failed_trials)"
+        + (", except in distributed sessions, which do not apply it" if distributed else "")
+        + ". A trial whose training loss turns NaN or inf is stopped and recorded as failed, and the search goes on.",
         f"- trials: {', '.join(f'{n} {s.lower()}' for s, n in counts.items()) or 'none yet'}"
         + (f"; run by {', '.join(f'{w} ({n})' for w, n in workers.items())}" if len(workers) else ""),
         "",

@@ -481,7 +481,8 @@ def tune(spec, datasets, output=".", overwrite=False, progress=True):
 
     def record(best=()):
         rundir.write_json(search_dir / SEARCH, {"spec": spec, "environment": describe(),
-                                                "sessions": [*previous, session], "best": list(best)})
+                                                "oracle_seed": oracle_seed(spec), "sessions": [*previous, session],
+                                                "best": list(best)})
 
     record()
     tuners, session["resumed"] = run_searches(spec, datasets[0], search_dir, overwrite, progress)
@@ -546,20 +547,20 @@ def launch(argv, spec, workers, output, progress=True):
     worker_command = [a for a in command if a != "--overwrite"]
     print(f"{spec['name']}: keras-tuner chief on 127.0.0.1:{base} and {workers} workers (logs in {logs})")
     processes = {"chief": subprocess.Popen([*command, "--quiet"], env={**env, "KERASTUNER_TUNER_ID": "chief"})}
-    # workers start once the chief serves its first search (so an --overwrite has cleared the old one)
-    while not _serving("127.0.0.1", base):
-        if processes["chief"].poll() is not None:
-            return processes["chief"].returncode
-        time.sleep(0.5)
-    for i in range(workers):
-        with open(logs / f"tuner{i}.log", "w") as f:
-            processes[f"tuner{i}"] = subprocess.Popen(
-                [*worker_command, "--quiet"], env={**env, "KERASTUNER_TUNER_ID": f"tuner{i}"},
-                stdout=f, stderr=subprocess.STDOUT)
     total = None if spec["tune"]["tuner"] == "hyperband" else len(searches(spec)) * spec["tune"]["max_trials"]
     bar = tqdm(total=total, unit="trial", desc=f"{spec['name']} ({workers} workers)", disable=not progress,
-               dynamic_ncols=True)
+               dynamic_ncols=True, delay=10)  # shown once the processes are up (or not, if the chief quits)
     try:
+        # workers start once the chief serves its first search (so an --overwrite has cleared the old one)
+        while not _serving("127.0.0.1", base):
+            if processes["chief"].poll() is not None:
+                return processes["chief"].returncode
+            time.sleep(0.5)
+        for i in range(workers):
+            with open(logs / f"tuner{i}.log", "w") as f:
+                processes[f"tuner{i}"] = subprocess.Popen(
+                    [*worker_command, "--quiet"], env={**env, "KERASTUNER_TUNER_ID": f"tuner{i}"},
+                    stdout=f, stderr=subprocess.STDOUT)
         while any(p.poll() is None for name, p in processes.items() if name != "chief"):
             bar.update(len(list(search_dir.glob(f"trials/*/trial_*/{TRIAL}"))) - bar.n)
             failed = [name for name, p in processes.items() if p.poll() not in (None, 0)]
