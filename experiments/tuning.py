@@ -407,10 +407,9 @@ def best_per_cell(spec, tuners):
                 if cell not in [c for c, _ in picks]:
                     picks.append((cell, trial))
         for cell, trial in picks:
-            values = trial.hyperparameters.values
+            chosen = session_hparams(trial.hyperparameters.values, plan[project])
             best.append({"project": project, "cell": cell, "trial_id": trial.trial_id, "objective": trial.score,
-                         "learning_rate": float(values["learning_rate"]), "batch_size": int(values["batch_size"]),
-                         "initializer": cell.split(" | ")[0], "loss": cell.split(" | ")[1]})
+                         **chosen})
     return best
 
 
