@@ -65,8 +65,13 @@ def searches(spec):
 
 def cell_of(hps, search):
     """`initializer | loss` of a trial (the labels `spec.expand` gives cells)."""
-    return " | ".join(hps.get(k, next(iter(choices))) for k, choices in
-                      (("initializer", search.initializers), ("loss", search.losses)))
+    chosen = session_hparams(hps, search)
+    return f"{chosen['initializer']} | {chosen['loss']}"
+
+
+def planned_trials(spec):
+    """The trials a spec's searches will run; None for hyperband, which sizes itself."""
+    return None if spec["tune"]["tuner"] == "hyperband" else len(searches(spec)) * spec["tune"]["max_trials"]
 
 
 def role():
@@ -146,6 +151,11 @@ class TrialLog:
     def dir(self):
         return self.root / f"trial_{self.trial.trial_id}"
 
+    def session(self, values):
+        """The trial's TensorBoard session: its own HParams group, started with its values."""
+        return RunLog(self.dir, f"{self.search.project}/trial_{self.trial.trial_id}",
+                      session_hparams(values, self.search), values)
+
     def callback(self, hp):
         log = self
 
@@ -153,9 +163,7 @@ class TrialLog:
             def on_epoch_end(self, epoch, logs=None):
                 logs = {k: float(v) for k, v in (logs or {}).items()}
                 if log.events is None:  # the hyperparameters are all chosen once fit runs
-                    values = hp.values
-                    log.events = RunLog(log.dir, f"{log.search.project}/trial_{log.trial.trial_id}",
-                                        session_hparams(values, log.search), values)
+                    log.events = log.session(hp.values)
                 log.history.append({"epoch": epoch + 1, **logs})
                 log.events.metrics(epoch + 1, logs)
                 if not math.isfinite(logs.get("loss", math.nan)):
@@ -180,8 +188,7 @@ class TrialLog:
         if self.history:
             rundir.write_rows(self.dir / "history.csv", self.history, sync=False)
         if self.events is None:  # failed before its first epoch
-            self.events = RunLog(self.dir, f"{self.search.project}/trial_{trial.trial_id}",
-                                 session_hparams(values, self.search), values)
+            self.events = self.session(values)
         self.events.end("ok" if status == "COMPLETED" else "failed", reason)
         rundir.write_json(self.dir / TRIAL, record)  # last: a trial with a record is finished
         if self.on_end:
@@ -335,8 +342,7 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
     tuner_config.DEBUG = False
     who = role()
     plan = searches(spec)
-    total = None if spec["tune"]["tuner"] == "hyperband" else len(plan) * spec["tune"]["max_trials"]
-    bar = tqdm(total=total, unit="trial", desc=spec["name"], disable=not progress or who == "chief",
+    bar = tqdm(total=planned_trials(spec), unit="trial", desc=spec["name"], disable=not progress or who == "chief",
                dynamic_ncols=True)
 
     def on_end(record):
@@ -438,11 +444,9 @@ def _search_identity(spec):
     return {**rest, "tune": tune, "seed": spec["seeds"][0]}
 
 
-def _check_same_search(search_dir, spec):
-    """Resuming continues the same search: refuse one whose config changed under it."""
-    if not (search_dir / SEARCH).is_file():
-        return
-    old, new = _search_identity(rundir.read_json(search_dir / SEARCH)["spec"]), _search_identity(spec)
+def _check_same_search(search_dir, started, spec):
+    """Resuming continues the same search: refuse one whose config (`started`) changed under it."""
+    old, new = _search_identity(started), _search_identity(spec)
     old, new = (json.loads(json.dumps(x, default=str)) for x in (old, new))  # as stored: lists, not tuples
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     changed += sorted(f"tune.{k}" for k in set(old["tune"]) | set(new["tune"])
@@ -472,10 +476,12 @@ def tune(spec, datasets, output=".", overwrite=False, progress=True):
         for child in search_dir.glob("*"):
             if child.name != "workers":
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
-    _check_same_search(search_dir, spec)
+    on_disk = rundir.read_json(search_dir / SEARCH) if (search_dir / SEARCH).is_file() else None
+    if on_disk:
+        _check_same_search(search_dir, on_disk["spec"], spec)
     write_hparams_config(search_dir, spec)
     # the session is on record from its start, so a killed one shows up as interrupted
-    previous = rundir.read_json(search_dir / SEARCH)["sessions"] if (search_dir / SEARCH).is_file() else []
+    previous = on_disk["sessions"] if on_disk else []
     session = {"started": time.time(), "seconds": None, "overwrite": overwrite, "role": who, "resumed": None}
 
     def record(best=()):
@@ -546,9 +552,9 @@ def launch(argv, spec, workers, output, progress=True):
     worker_command = [a for a in command if a != "--overwrite"]
     print(f"{spec['name']}: keras-tuner chief on 127.0.0.1:{base} and {workers} workers (logs in {logs})")
     processes = {"chief": subprocess.Popen([*command, "--quiet"], env={**env, "KERASTUNER_TUNER_ID": "chief"})}
-    total = None if spec["tune"]["tuner"] == "hyperband" else len(searches(spec)) * spec["tune"]["max_trials"]
-    bar = tqdm(total=total, unit="trial", desc=f"{spec['name']} ({workers} workers)", disable=not progress,
-               dynamic_ncols=True, delay=10)  # shown once the processes are up (or not, if the chief quits)
+    # shown once the processes are up (and not at all if the chief quits at once)
+    bar = tqdm(total=planned_trials(spec), unit="trial", desc=f"{spec['name']} ({workers} workers)",
+               disable=not progress, dynamic_ncols=True, delay=10)
     try:
         # workers start once the chief serves its first search (so an --overwrite has cleared the old one)
         while not _serving("127.0.0.1", base):
