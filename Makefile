@@ -51,8 +51,7 @@ report: $(STAMP)
 	$(PY) -m experiments report --output $(OUTPUT)
 
 tensorboard: $(STAMP)
-	@test -d $(OUTPUT)/runs/$(EXPERIMENT) || { echo "no experiment $(EXPERIMENT) under $(OUTPUT)/runs; run it first, or pick one of: $$(ls $(OUTPUT)/runs 2>/dev/null)"; exit 2; }
-	$(VENV)/bin/tensorboard --logdir $(OUTPUT)/runs/$(EXPERIMENT) --host 127.0.0.1 --port $(PORT)
+	$(PY) -m experiments tensorboard $(EXPERIMENT) --output $(OUTPUT) --port $(PORT)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -31,6 +31,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from experiments.render import Bold, Code, Link, Page
 from initializers.registry import label
 
 CONFIDENCE = 0.95
@@ -223,8 +224,8 @@ def evaluate_check(check, table):
 
 def rule_text(check):
     """The decision rule in words, as the report prints it."""
-    plus = " + ".join(f"[{cell_text(c)}]" for s, c in check["cells"] if s > 0)
-    minus = "".join(f" - [{cell_text(c)}]" for s, c in check["cells"] if s < 0)
+    plus = " + ".join(f"[{c}]" for s, c in check["cells"] if s > 0)
+    minus = "".join(f" - [{c}]" for s, c in check["cells"] if s < 0)
     effect = f"{check['metric']} of {plus}{minus}"
     if check["test"] == "within":
         rule = f"|{effect}| < {check['value']:g}"
@@ -245,16 +246,11 @@ def evaluate_claim(claim, table):
 # -- the claims report ----------------------------------------------------------------------------
 
 
-def cell_text(cell):
-    """A cell label that can stand in a Markdown table (`|` would split it)."""
-    return cell.replace(" | ", " / ")
-
-
 def short_cells(cells):
     """Cell labels without the parts that all of them share."""
     parts = [c.split(" | ") for c in cells]
     keep = [i for i in range(len(parts[0])) if len({p[i] for p in parts}) > 1] if len(cells) > 1 else []
-    return [" / ".join(p[i] for i in keep) or cell_text(c) for p, c in zip(parts, cells, strict=True)]
+    return [" / ".join(p[i] for i in keep) or c for p, c in zip(parts, cells, strict=True)]
 
 
 def plot_claim(title, claim, evaluated, path):
@@ -295,11 +291,28 @@ def _number(value):
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
 
 
-def claim_section(entry):
-    """The Markdown of one claim: statement, setup, checks with their numbers, plot, links."""
+def claim_section(page, entry):
+    """One claim on the claims page: statement, verdict, setup, checks with their numbers, plot, links."""
     name, claim, evaluated = entry["name"], entry["claim"], entry["evaluated"]
+    page.heading(f"{entry['number']}. {claim['statement']}")
+    page.paragraph(Bold(f"Verdict: {evaluated['verdict']}"),
+                   f" ({sum(c['verdict'] == 'supported' for c in evaluated['checks'])} of {len(evaluated['checks'])} "
+                   f"checks supported; claim verdict = {claim['combine']} checks).")
+    page.paragraph(f"Source: {claim['source']}")
+    page.text(entry["description"])
+    page.table(check_rows(entry))
+    page.image(f"{name}.png", name)
+    page.paragraph(
+        f"Experiment {name}: {entry['runs']} runs ({entry['status']}; {entry['engines']}), "
+        f"{entry['training_seconds']:.0f} s of training; {entry['trained']} trained by this invocation in "
+        f"{entry['seconds']:.0f} s. Report ", Link(f"../{name}/report.md", f"../{name}/report.md"),
+        "; TensorBoard: ", Code(f"make tensorboard EXPERIMENT={name}"), ".")
+
+
+def check_rows(entry):
+    """A row per check of one claim: its rule, cell means, effect and interval, seeds and verdict."""
     rows = []
-    for check, result in zip(claim["checks"], evaluated["checks"], strict=True):
+    for check, result in zip(entry["claim"]["checks"], entry["evaluated"]["checks"], strict=True):
         cells = list(result["values"].columns)
         means = "; ".join(f"{short}: {_number(result['values'][c].mean())}"
                           for c, short in zip(cells, short_cells(cells), strict=True))
@@ -307,27 +320,14 @@ def claim_section(entry):
                      "effect [95% CI]": f"{_number(result['mean'])} [{_number(result['lower'])}, "
                                         f"{_number(result['upper'])}]",
                      "seeds": result["n"], "verdict": result["verdict"]})
-    lines = [
-        f"## {entry['number']}. {claim['statement']}", "",
-        f"**Verdict: {evaluated['verdict']}** ({sum(r['verdict'] == 'supported' for r in rows)} of {len(rows)} "
-        f"checks supported; claim verdict = {claim['combine']} checks).", "",
-        f"Source: {claim['source']}", "",
-        entry["description"].strip(), "",
-        pd.DataFrame(rows).to_markdown(index=False), "",
-        f"![{name}]({name}.png)", "",
-        f"Experiment `{name}`: {entry['runs']} runs ({entry['status']}; {entry['engines']}), "
-        f"{entry['training_seconds']:.0f} s of training; {entry['trained']} trained by this invocation in "
-        f"{entry['seconds']:.0f} s. Report [../{name}/report.md](../{name}/report.md); "
-        f"TensorBoard: `make tensorboard EXPERIMENT={name}`.", "",
-    ]
-    return "\n".join(lines)
+    return pd.DataFrame(rows)
 
 
 def build_claims_report(entries, out_dir, total_seconds):
     """reports/claims/: claims.md and claims.html (the summary table, then a section and a plot
     per claim), claims.csv (a row per claim) and checks.csv (a row per check, with its numbers)."""
-    from experiments import rundir
-    from experiments.report import _html
+    from experiments import store
+    from experiments.report import write_page
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for e in entries:
@@ -340,24 +340,23 @@ def build_claims_report(entries, out_dir, total_seconds):
         "experiment": e["name"], "runs": e["runs"], "training s": round(e["training_seconds"]),
     } for e in entries])
     counts = summary["verdict"].value_counts()
-    lines = [
-        "# Textbook claims, tested", "",
-        "Each claim is an experiment config under `experiments/configs/claims/` whose decision rule was "
+    page = Page("Textbook claims, tested")
+    page.paragraph(
+        "Each claim is an experiment config under ", Code("experiments/configs/claims/"), " whose decision rule was "
         "fixed before it ran; verdicts are decided on the per-seed effect's mean and 95% t-interval "
         "(supported: the interval clears the threshold; not supported: the interval rules out an effect "
-        "that matters; inconclusive: neither).", "",
+        "that matters; inconclusive: neither).")
+    page.paragraph(
         f"Verdicts: {', '.join(f'{counts.get(v, 0)} {v}' for v in VERDICTS)}. "
         f"This invocation trained {sum(e['trained'] for e in entries)} runs and took {total_seconds:.0f} s "
-        "in all; `training s` is the time the runs on disk took to train (the sum of their wall_time_s).", "",
-        summary.to_markdown(index=False), "",
-        *[claim_section(e) for e in entries],
-    ]
-    text = "\n".join(lines)
-    rundir.write_atomic(out_dir / "claims.md", text)
-    rundir.write_atomic(out_dir / "claims.html", _html("Textbook claims, tested", text))
-    rundir.write_atomic(out_dir / "claims.csv", summary.to_csv(index=False))
+        "in all; ", Code("training s"), " is the time the runs on disk took to train (the sum of their wall_time_s).")
+    page.table(summary)
+    for e in entries:
+        claim_section(page, e)
+    write_page(out_dir / "claims", page)
+    store.write_atomic(out_dir / "claims.csv", summary.to_csv(index=False))
     checks = pd.DataFrame([{"#": e["number"], "experiment": e["name"], "check": r["name"], "rule": r["rule"],
                             "mean": r["mean"], "lower": r["lower"], "upper": r["upper"], "seeds": r["n"],
                             "verdict": r["verdict"]} for e in entries for r in e["evaluated"]["checks"]])
-    rundir.write_atomic(out_dir / "checks.csv", checks.to_csv(index=False))
+    store.write_atomic(out_dir / "checks.csv", checks.to_csv(index=False))
     return out_dir / "claims.md"

@@ -7,6 +7,7 @@ fast and imports no TensorFlow.
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -56,6 +57,12 @@ def _parser():
     claims.add_argument("--output", default=".", metavar="DIR", help="output tree: DIR/runs and DIR/reports")
     claims.add_argument("--overwrite", action="store_true", help="rerun finished runs too")
     claims.add_argument("--quiet", action="store_true", help="no progress bars")
+    board = commands.add_parser("tensorboard", help="serve one experiment in TensorBoard on 127.0.0.1",
+                                description="serve one experiment's folder, runs/EXPERIMENT, in TensorBoard on "
+                                            "127.0.0.1")
+    board.add_argument("experiment", metavar="EXPERIMENT", help="an experiment name under DIR/runs")
+    board.add_argument("--output", default=".", metavar="DIR", help="output tree holding runs/ (default .)")
+    board.add_argument("--port", type=int, default=6006, help="port on 127.0.0.1 (default 6006)")
     catalogue = commands.add_parser("list", help="list the catalogues: initializers, losses, ...",
                                     description="list the catalogues and their parameters")
     catalogue.add_argument("which", nargs="?", help="one catalogue (default: all)")
@@ -104,23 +111,29 @@ def cmd_tune(args):
         _report(tuned_dir, args.output, tuned_dir.name)
     import pandas as pd
 
+    from experiments.render import console_table
+    from experiments.tune_report import DIGITS
+
     tuned = pd.read_csv(report.parent / "tuned.csv") if tuned_dir is not None else None
     print(f"{spec['name']}: the tuned comparison (test set, mean +- std (n seeds), each cell at its best settings)")
-    print(tuned.to_markdown(index=False) if tuned is not None else "  no cell has a completed trial")
+    print(console_table(tuned, DIGITS) if tuned is not None else "  no cell has a completed trial")
     print(f"  tuner report: {report} (and tune.html, trials.csv, tuned.csv)")
     print(f"  tensorboard:  make tensorboard EXPERIMENT={spec['name']}")
     return 0
 
 
 def _report(exp_dir, output, name, tables=None):
-    """Build the report, then put its plots (and fresh mean +- std runs) into TensorBoard."""
-    from experiments.report import build_report, report_dir
+    """Build the report, then put its plots (and fresh mean +- std runs) into TensorBoard; under
+    the experiment's lock, so two processes never interleave its files."""
+    from experiments import store
+    from experiments.report import build_report
     from experiments.results import load_tables
     from experiments.tensorboard_log import write_experiment
 
-    tables = load_tables(exp_dir) if tables is None else tables  # read every run once, for both
-    report = build_report(exp_dir, report_dir(output, name), tables)
-    write_experiment(exp_dir, report.parent, tables)
+    with store.locked(exp_dir):
+        tables = load_tables(exp_dir) if tables is None else tables  # read every run once, for both
+        report = build_report(exp_dir, store.report_dir(output, name), tables)
+        write_experiment(exp_dir, report.parent, tables)
     return report
 
 
@@ -139,20 +152,59 @@ def cmd_validate(args):
 
 
 def cmd_report(args):
-    from experiments.report import report_dir
+    from experiments import store
     from experiments.tune_report import SEARCH, build_tune_report
 
     root = Path(args.output) / "runs"
-    names = args.names or sorted(p.parent.name for p in [*root.glob("*/experiment.json"), *root.glob(f"*/{SEARCH}")])
-    if not names:
+    found = sorted(p.parent.name for p in [*root.glob("*/experiment.json"), *root.glob(f"*/{SEARCH}")])
+    for name in args.names:
+        store.check_name(name, "experiment")
+        if name not in found:
+            raise ValueError(f"no experiment {name!r} under {str(root)!r}; "
+                             f"valid: {', '.join(found) or 'none (run one first: make run)'}")
+    if not found:
         raise ValueError(f"no experiments under {str(root)!r}; run one first (make run)")
-    for name in names:
-        if (root / name / SEARCH).is_file():  # a keras-tuner search: its tuned runs are `<name>_tuned`
+    for name in args.names or found:
+        exp_dir = store.experiment_dir(args.output, name)
+        if (exp_dir / SEARCH).is_file():  # a keras-tuner search: its tuned runs are `<name>_tuned`
             tuned = root / f"{name}_tuned"
-            print(build_tune_report(root / name, tuned if tuned.is_dir() else None, report_dir(args.output, name)))
+            with store.locked(exp_dir):
+                print(build_tune_report(exp_dir, tuned if tuned.is_dir() else None,
+                                        store.report_dir(args.output, name)))
         else:
-            print(_report(root / name, args.output, name))
+            print(_report(exp_dir, args.output, name))
     return 0
+
+
+def cmd_tensorboard(args):
+    """TensorBoard on 127.0.0.1 over one experiment's folder (checked to lie inside the output folder)."""
+    from experiments import store
+
+    root = Path(args.output) / "runs"
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if root.is_dir() else []
+    store.check_name(args.experiment, "experiment")
+    if args.experiment not in found:
+        raise ValueError(f"no experiment {args.experiment!r} under {str(root)!r}; run it first, or pick one of: "
+                         f"{', '.join(found) or 'none'}")
+    if not 0 <= args.port < 65536:
+        raise ValueError(f"--port must be a port number (0 to 65535), got {args.port}")
+    logdir = store.inside(store.experiment_dir(args.output, args.experiment), args.output).resolve()
+    tensorboard = Path(sys.executable).parent / "tensorboard"
+    command = [str(tensorboard) if tensorboard.exists() else "tensorboard", "--logdir", str(logdir),
+               "--host", "127.0.0.1", "--port", str(args.port)]
+    print(f"{args.experiment}: serving {logdir} on http://127.0.0.1:{args.port}/ (Ctrl-C stops it)", flush=True)
+    import subprocess
+
+    server = subprocess.Popen(command)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:  # Ctrl-C is how a server is stopped, not an interruption to resume
+        return 0
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait()
 
 
 def cmd_claims(args):
@@ -160,10 +212,10 @@ def cmd_claims(args):
     import time
 
     from experiments.claims import build_claims_report, claim_table, evaluate_claim
-    from experiments.report import report_dir
     from experiments.results import load_diagnostics, load_tables
     from experiments.runner import run_experiment
     from experiments.spec import apply_overrides, load_config, validate
+    from experiments.store import report_dir
 
     paths = [Path(p) for p in args.configs] or sorted((Path(__file__).parent / "configs" / "claims").glob("*.toml"))
     loaded = []
@@ -218,13 +270,28 @@ def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     command = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "claims": cmd_claims,
-               "list": cmd_list, "tune": cmd_tune}[args.command]
+               "list": cmd_list, "tune": cmd_tune, "tensorboard": cmd_tensorboard}[args.command]
+    previous = signal.signal(signal.SIGTERM, _terminated)  # `kill` stops like Ctrl-C: one line, resumable
     try:
         return command(args)
     except ValueError as e:  # SpecError and every one-line input error
         for line in str(e).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    except OSError as e:  # a full disk, an unwritable folder: nothing half-written is kept
+        print(f"error: {e.strerror or e}" + (f": {e.filename!r}" if e.filename else ""), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        signal_name = "terminated" if isinstance(e, _Terminated) else "interrupted"
+        print(f"{signal_name}; run the same command again to resume", file=sys.stderr)
+        return 143 if isinstance(e, _Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, like Ctrl-C's KeyboardInterrupt."""
+
+
+def _terminated(signum, frame):
+    raise _Terminated()

@@ -8,7 +8,13 @@ folders, tables, reports and TensorBoard look the same whichever engine trained 
 import time
 
 from experiments.diagnostics import due, keras_probe
+from experiments.store import StorageError
 from experiments.training import epoch_orders, failure_reason, steps_per_epoch
+
+
+def group_key(run, data):
+    """Every run trains alone."""
+    return run.run_id
 
 
 def _record_callback(recorder, diagnose):
@@ -114,6 +120,8 @@ def train_runs(jobs, data):
         try:
             test, train_set = train_one(run, data, recorder)
             result = recorder.finish("ok", time.perf_counter() - started, test, train_set=train_set)
+        except StorageError:
+            raise  # the disk refused a record: not a result of training
         except Exception as e:  # noqa: BLE001 - a failed run is data; the grid goes on
             result = recorder.finish("failed", time.perf_counter() - started, reason=failure_reason(e))
         keras.backend.clear_session()  # keep graph memory flat over long grids

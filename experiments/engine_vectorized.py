@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from experiments.diagnostics import backprop, due
+from experiments.store import StorageError
 from experiments.training import epoch_orders, failure_reason
 from models.builders import MODELS
 
@@ -47,7 +48,12 @@ def _loss_key(job):
     return json.dumps(job[0].config["loss"], sort_keys=True)
 
 
-def _group_key(run, head):
+def group_key(run, data):
+    """What the members of a stacked group share: every setting but initializers, loss and seed,
+    and the output head."""
+    from models import head_for
+
+    head = head_for(data.task, run.config["loss"], data.n_classes, data.n_targets)
     shared = {k: v for k, v in run.config.items() if k not in ("initializer", "bias_initializer", "loss", "seed")}
     return json.dumps([shared, [head.units, head.activation, head.target]], sort_keys=True, default=str)
 
@@ -61,7 +67,7 @@ def train_runs(jobs, data):
     groups = {}
     for run, recorder in jobs:
         head = head_for(data.task, run.config["loss"], data.n_classes, data.n_targets)
-        groups.setdefault(_group_key(run, head), (head, []))[1].append((run, recorder))
+        groups.setdefault(group_key(run, data), (head, []))[1].append((run, recorder))
     results = []
     for head, members in groups.values():
         # members with the same loss side by side: one loss call per contiguous slice
@@ -71,6 +77,8 @@ def train_runs(jobs, data):
             recorder.start()
         try:
             results += Group(members, data, head).train(started)
+        except StorageError:
+            raise  # the disk refused a record: not a result of training
         except Exception as e:  # noqa: BLE001 - a failed group is data; the grid goes on
             wall = (time.perf_counter() - started) / len(members)
             results += [recorder.finish("failed", wall, reason=failure_reason(e)) for _, recorder in members]

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments import rundir
+from experiments import store
+from experiments.diagnostics import SATURATION_TEXT
+from experiments.render import Link, Page
 from experiments.results import (
     cell_axes,
     format_cell,
@@ -23,10 +25,6 @@ from initializers.registry import label
 from models.losses import greater_is_better
 
 
-def report_dir(output, name):
-    return Path(output) / "reports" / name
-
-
 def _cell_name(row, axes):
     return " | ".join(str(row[a]) for a in axes)
 
@@ -36,6 +34,7 @@ def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # a `$` in a user's label is text, not TeX
     import matplotlib.pyplot as plt
 
     return plt
@@ -136,10 +135,6 @@ def _listed(value):
     return ", ".join(map(label, _as_list(value)))
 
 
-def _table(frame):
-    return frame.to_markdown(index=False)
-
-
 def build_report(exp_dir, out_dir, tables=None):
     """Write runs.csv, epochs.csv, cells.csv, curves.png, heatmap.png, report.md and report.html
     (and diagnostics.csv, layers.png); `tables` is `load_tables(exp_dir)` if already read.
@@ -158,9 +153,9 @@ def build_report(exp_dir, out_dir, tables=None):
     cells = summarize_cells(runs, test_metric)
     cells["result"] = [format_cell(r["mean"], r["std"], r["n"]) for _, r in cells.iterrows()]
 
-    rundir.write_atomic(out_dir / "runs.csv", runs.to_csv(index=False))
-    rundir.write_atomic(out_dir / "epochs.csv", epochs.to_csv(index=False))
-    rundir.write_atomic(out_dir / "cells.csv", cells.to_csv(index=False))
+    store.write_atomic(out_dir / "runs.csv", runs.to_csv(index=False))
+    store.write_atomic(out_dir / "epochs.csv", epochs.to_csv(index=False))
+    store.write_atomic(out_dir / "cells.csv", cells.to_csv(index=False))
     has_curves = not epochs.empty and f"val_{headline}" in epochs
     if has_curves:
         _plot_curves(epochs, axes, f"val_{headline}", out_dir / "curves.png")
@@ -168,86 +163,70 @@ def build_report(exp_dir, out_dir, tables=None):
         _plot_heatmap(cells, axes, test_metric, out_dir / "heatmap.png")
     diagnostics = load_diagnostics(exp_dir)
     if not diagnostics.empty:
-        rundir.write_atomic(out_dir / "diagnostics.csv", diagnostics.to_csv(index=False))
+        store.write_atomic(out_dir / "diagnostics.csv", diagnostics.to_csv(index=False))
         _plot_layers(diagnostics, axes, out_dir / "layers.png")
 
     others = [a for a in axes if a != "loss"]
     pivot = cells.pivot_table(index=others, columns="loss", values="result", aggfunc="first", sort=False)
     pivot = pivot.reset_index()
+    pivot.columns.name = None
     ranking = cells.drop(columns=["ok", "result"])
     bad = runs[runs["status"].isin(["diverged", "failed"])]
     datasets = experiment.get("datasets") or [experiment["dataset"]]  # one dataset in older records
     engines = runs["engine"].value_counts() if "engine" in runs else pd.Series({spec["engine"]: len(runs)})
-    lines = [
-        f"# {spec['name']}",
-        "",
-        spec.get("description", "").strip(),
-        "",
-        "## Setup",
-        "",
-        *[line for d, summary in zip(_as_list(spec["dataset"]), datasets, strict=True)
-          for line in [f"- dataset: {label(d)} ({summary['task']}, {summary['n_train']} train / "
-                       f"{summary['n_val']} validation / {summary['n_test']} test, inputs {summary['input_shape']}, "
-                       f"split seed {d.get('split_seed', 0)})", *[f"  - {note}" for note in summary["notes"]]]],
-        f"- model: {_listed(spec['model'])}; bias initializer {label(spec['bias_initializer'])}",
-        f"- optimizer: {_listed(spec['optimizer'])}; learning rate {spec['learning_rate']}; "
+    page = Page(spec["name"])
+    page.text(spec.get("description", ""))
+    page.heading("Setup")
+    page.bullets([
+        *[(f"dataset: {label(d)} ({summary['task']}, {summary['n_train']} train / {summary['n_val']} validation / "
+           f"{summary['n_test']} test, inputs {summary['input_shape']}, split seed {d.get('split_seed', 0)})",
+           summary["notes"]) for d, summary in zip(_as_list(spec["dataset"]), datasets, strict=True)],
+        f"model: {_listed(spec['model'])}; bias initializer {label(spec['bias_initializer'])}",
+        f"optimizer: {_listed(spec['optimizer'])}; learning rate {spec['learning_rate']}; "
         f"batch size {spec['batch_size']}; epochs {spec['epochs']}; "
         f"engine {', '.join(f'{e} ({n} runs)' for e, n in engines.items())}",
-        f"- early stopping: {spec['early_stopping'] if spec['early_stopping']['patience'] else 'off'}",
-        f"- seeds: {spec['seeds']}",
-        f"- runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in runs['status'].value_counts().items())})",
-        "",
-        f"## Test {headline}: mean +- std (n seeds that finished)",
-        "",
-        _table(pivot),
-        "",
-        "## Ranking",
-        "",
-        _table(ranking.round(4)),
-        "",
-    ]
+        f"early stopping: {spec['early_stopping'] if spec['early_stopping']['patience'] else 'off'}",
+        f"seeds: {spec['seeds']}",
+        f"runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in runs['status'].value_counts().items())})",
+    ])
+    page.heading(f"Test {headline}: mean +- std (n seeds that finished)")
+    page.table(pivot)
+    page.heading("Ranking")
+    page.table(ranking)
     if not bad.empty:
-        lines += ["## Diverged and failed runs", "",
-                  _table(bad[["run_id", "status", "epochs_run", "reason"]]), ""]
+        page.heading("Diverged and failed runs")
+        page.table(bad[["run_id", "status", "epochs_run", "reason"]])
     if has_curves:
-        lines += ["## Learning curves", "", f"Validation {headline} per epoch, mean +- std over seeds.", "",
-                  "![learning curves](curves.png)", ""]
+        page.heading("Learning curves")
+        page.paragraph(f"Validation {headline} per epoch, mean +- std over seeds.")
+        page.image("curves.png", "learning curves")
     if cells["n"].sum():
-        lines += ["## Heatmap", "", f"![heatmap of test {headline}](heatmap.png)", ""]
+        page.heading("Heatmap")
+        page.image("heatmap.png", f"heatmap of test {headline}")
     if not diagnostics.empty:
-        lines += [
-            "## Diagnostics", "",
+        page.heading("Diagnostics")
+        page.paragraph(
             "Mean over seeds, at initialization and at the last diagnostics step: distinct_units is the "
             "fewest different units of any hidden layer (1 = every unit computes the same thing); "
             "gradient_ratio the back-propagated gradient's std at the first layer over the output layer's "
             "(<< 1 vanishing, >> 1 exploding); dead_fraction (ReLU) and saturated_fraction (sigmoid, tanh) "
-            "the mean share of such hidden units. Per layer and step: [diagnostics.csv](diagnostics.csv), "
-            "and TensorBoard.", "",
-            _diagnostics_table(runs, axes).to_markdown(index=False, floatfmt=".3g"), "",
-            "![activation and gradient std per layer at initialization](layers.png)", "",
-        ]
-    lines += [
-        "## Environment", "",
-        f"- python {env['python']} on {env['platform']}; CPU {env['cpu']} ({env['cpu_count']} cores)",
-        f"- libraries: {', '.join(f'{k} {v}' for k, v in env['libraries'].items())}",
-        f"- commit: {env['commit'] or 'unknown'}",
-        "",
-        "Tables: [runs.csv](runs.csv) (one row per run), [epochs.csv](epochs.csv) (one row per run x epoch), "
-        "[cells.csv](cells.csv) (one row per cell).",
-        "",
-    ]
-    markdown_text = "\n".join(lines)
-    rundir.write_atomic(out_dir / "report.md", markdown_text)
-    rundir.write_atomic(out_dir / "report.html", _html(spec["name"], markdown_text))
+            "the mean share of such hidden units (saturated: " + SATURATION_TEXT + "). Per layer and step: ",
+            Link("diagnostics.csv", "diagnostics.csv"), ", and TensorBoard.")
+        page.table(_diagnostics_table(runs, axes), digits=3)
+        page.image("layers.png", "activation and gradient std per layer at initialization")
+    page.heading("Environment")
+    page.bullets([
+        f"python {env['python']} on {env['platform']}; CPU {env['cpu']} ({env['cpu_count']} cores)",
+        f"libraries: {', '.join(f'{k} {v}' for k, v in env['libraries'].items())}",
+        f"commit: {env['commit'] or 'unknown'}",
+    ])
+    page.paragraph("Tables: ", Link("runs.csv", "runs.csv"), " (one row per run), ", Link("epochs.csv", "epochs.csv"),
+                   " (one row per run x epoch), ", Link("cells.csv", "cells.csv"), " (one row per cell).")
+    write_page(out_dir / "report", page)
     return out_dir / "report.md"
 
 
-def _html(title, markdown_text):
-    import markdown
-
-    body = markdown.markdown(markdown_text, extensions=["tables"])
-    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px}"
-             "img{max-width:100%}")
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{style}</style>" \
-           f"</head><body>{body}</body></html>\n"
+def write_page(stem, page):
+    """`<stem>.md` and `<stem>.html` of one page."""
+    store.write_atomic(stem.with_suffix(".md"), page.markdown())
+    store.write_atomic(stem.with_suffix(".html"), page.html())

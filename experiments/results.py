@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.rundir import DIAGNOSTICS, HISTORY, RESULT, read_json
+from experiments.rundir import DIAGNOSTICS, HISTORY, read_result
+from experiments.store import read_json
 from models.losses import greater_is_better
 
 AXES = ("dataset", "model", "initializer", "loss", "optimizer", "learning_rate", "batch_size")
@@ -17,27 +18,34 @@ def load_experiment(exp_dir):
     path = Path(exp_dir) / "experiment.json"
     if not path.is_file():
         raise ValueError(f"no experiment at {str(exp_dir)!r} (missing experiment.json); run it first")
-    return read_json(path)
+    try:
+        experiment = read_json(path)
+    except (UnicodeDecodeError, ValueError):
+        experiment = None
+    if not isinstance(experiment, dict) or not {"spec", "runs", "environment"} <= set(experiment):
+        raise ValueError(f"{str(path)!r} is damaged; run the experiment's command again to rebuild it "
+                         "(finished runs are kept)")
+    return experiment
 
 
 def load_tables(exp_dir):
     """(runs, epochs): a row per run of the experiment's grid, and a row per run x epoch.
 
-    A run with no result yet appears with status `unfinished`. In `epochs`, training metrics
-    are `train_<metric>` and validation metrics `val_<metric>`.
+    A run with no whole result yet (`rundir.read_result`) appears with status `unfinished`. In
+    `epochs`, training metrics are `train_<metric>` and validation metrics `val_<metric>`.
     """
     exp_dir = Path(exp_dir)
     experiment = load_experiment(exp_dir)
     rows, histories = [], []
     for listed in experiment["runs"]:
         run_dir = exp_dir / listed["run_id"]
-        if (run_dir / RESULT).is_file():
-            result = read_json(run_dir / RESULT)
+        result, _ = read_result(run_dir)
+        if result is not None:
             result.pop("libraries", None)
             rows.append({**listed, **result})
         else:
             rows.append({**listed, "status": "unfinished"})
-        if (run_dir / HISTORY).is_file():
+        if result is not None and result["epochs_run"]:
             history = pd.read_csv(run_dir / HISTORY)
             # `loss` is also an axis (the loss function): training metrics get a train_ prefix
             history = history.rename(columns={c: f"train_{c}" for c in history if c != "epoch" and
@@ -52,7 +60,8 @@ def load_diagnostics(exp_dir):
     """A row per run x diagnostics step x quantity x layer (`experiments.diagnostics`)."""
     exp_dir = Path(exp_dir)
     frames = [pd.read_csv(exp_dir / r["run_id"] / DIAGNOSTICS, keep_default_na=False, na_values=["nan"])
-              .assign(**r) for r in load_experiment(exp_dir)["runs"] if (exp_dir / r["run_id"] / DIAGNOSTICS).is_file()]
+              .assign(**r) for r in load_experiment(exp_dir)["runs"]
+              if (exp_dir / r["run_id"] / DIAGNOSTICS).is_file() and read_result(exp_dir / r["run_id"])[0]]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

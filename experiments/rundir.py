@@ -16,79 +16,108 @@ import csv
 import io
 import json
 import math
-import os
-import shutil
 import statistics
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from experiments import store
 
 CONFIG, HISTORY, RESULT, DIAGNOSTICS = "config.json", "history.csv", "result.json", "diagnostics.csv"
 STATUSES = ("ok", "diverged", "failed")
 
 
-def write_atomic(path, text, sync=True):
-    """Write text to path through a temp file in the same folder and a rename (after an fsync,
-    unless `sync` is False)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def as_stored(config):
+    """A config as config.json holds it (JSON types, NaN as null)."""
+    return json.loads(json.dumps(store.clean(config)))
 
 
-def _clean(value):
-    """JSON has no NaN or inf: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
+@dataclass(frozen=True)
+class RunState:
+    """What a run's folder holds: `new` (nothing), `unfinished` (no result yet), `finished`,
+    `stale` (finished under another config; `detail` names the changed fields) or `damaged`
+    (`detail` names the file and what is wrong with it)."""
+
+    kind: str
+    detail: str = ""
+
+    @property
+    def done(self):
+        return self.kind in ("finished", "stale")
 
 
-def write_json(path, obj):
-    write_atomic(path, json.dumps(_clean(obj), indent=2, sort_keys=False) + "\n")
-
-
-def read_json(path):
-    return json.loads(Path(path).read_text())
-
-
-def write_rows(path, rows, sync=True):
-    """Write a list of dicts as CSV (columns in first-seen order)."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(path, buffer.getvalue(), sync)
-
-
-def is_finished(run_dir, config):
-    """True when the run wrote its result under this very config (so a resume may skip it)."""
+def read_result(run_dir):
+    """(result, "") when a run's record is whole: result.json a dict with a known status,
+    history.csv one row per recorded epoch, diagnostics.csv a table where the result has
+    diagnostics; otherwise (None, which file and what is wrong)."""
     run_dir = Path(run_dir)
     try:
-        return (run_dir / RESULT).is_file() and read_json(run_dir / CONFIG) == json.loads(json.dumps(_clean(config)))
-    except (OSError, ValueError):
-        return False
+        result = store.read_json(run_dir / RESULT)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return None, f"{RESULT}: {type(e).__name__ if not isinstance(e, ValueError) else 'not valid JSON'}"
+    if not isinstance(result, dict) or result.get("status") not in STATUSES or \
+            not isinstance(result.get("epochs_run"), int):
+        return None, f"{RESULT}: not a run result"
+    if result["epochs_run"]:
+        try:
+            with open(run_dir / HISTORY, newline="") as f:
+                rows = list(csv.reader(f))
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            return None, f"{HISTORY}: {e.strerror if isinstance(e, OSError) else 'not valid CSV'}"
+        header = rows[0] if rows else []
+        if "epoch" not in header or "loss" not in header or len(rows) != result["epochs_run"] + 1 or \
+                any(len(row) != len(header) for row in rows):
+            return None, f"{HISTORY}: not {result['epochs_run']} whole epochs"
+    if any(k.startswith("diag_") for k in result):
+        try:
+            with open(run_dir / DIAGNOSTICS, newline="") as f:
+                rows = list(csv.reader(f))
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            return None, f"{DIAGNOSTICS}: {e.strerror if isinstance(e, OSError) else 'not valid CSV'}"
+        if not rows or rows[0] != ["step", "quantity", "layer", "value"] or any(len(r) != 4 for r in rows):
+            return None, f"{DIAGNOSTICS}: not a diagnostics table"
+    return result, ""
 
 
-def start(run_dir, config):
+def inspect(run_dir, config):
+    """The `RunState` of a run's folder for a run of this config."""
+    run_dir = Path(run_dir)
+    if not (run_dir / RESULT).exists():
+        return RunState("unfinished" if run_dir.exists() else "new")
+    result, why = read_result(run_dir)
+    if result is None:
+        return RunState("damaged", why)
+    try:
+        old = store.read_json(run_dir / CONFIG)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return RunState("damaged", f"{CONFIG}: {'missing' if isinstance(e, FileNotFoundError) else 'not valid JSON'}")
+    if not isinstance(old, dict):
+        return RunState("damaged", f"{CONFIG}: not a run config")
+    changed = changed_fields(old, as_stored(config))
+    return RunState("stale", changed) if changed else RunState("finished")
+
+
+def changed_fields(old, new):
+    """`epochs (20 -> 5), model.widths ([64] -> [32])`: the fields of two configs that differ."""
+    out = []
+    for key in dict.fromkeys([*old, *new]):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{key}.{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in dict.fromkeys([*a, *b])
+                    if a.get(k) != b.get(k)]
+        else:
+            out.append(f"{key} ({a!r} -> {b!r})")
+    return ", ".join(out)
+
+
+def start(run_dir, config, root):
     """Empty the run's folder (a rerun or an interrupted run leaves old events) and write its config."""
     run_dir = Path(run_dir)
     if run_dir.exists():
-        shutil.rmtree(run_dir)
-    write_json(run_dir / CONFIG, config)
+        store.remove(run_dir, root)
+    store.write_json(run_dir / CONFIG, config)
 
 
 class RunRecorder:
@@ -96,13 +125,16 @@ class RunRecorder:
 
     Args:
         run: the `RunSpec`.
-        run_dir: its folder.
+        run_dir: its folder, inside `root` (the experiment's folder).
         on_epoch: optional `fn(run, row)` called after each epoch (the progress bar).
         on_finish: optional `fn(run, result)` called once the result is written.
+        write: False for a run that trains only because its stacked group does (it is finished
+            already): it is followed like the others (divergence masks it) but nothing is written.
     """
 
-    def __init__(self, run, run_dir, on_epoch=None, on_finish=None):
-        self.run, self.run_dir, self.on_epoch, self.on_finish = run, Path(run_dir), on_epoch, on_finish
+    def __init__(self, run, run_dir, root, on_epoch=None, on_finish=None, write=True):
+        self.run, self.run_dir, self.root = run, Path(run_dir), root
+        self.on_epoch, self.on_finish, self.write = on_epoch, on_finish, write
         self.history, self.log, self.diverged = [], None, False
         self.epoch_times, self.clock = [], None  # seconds between epoch ends (the first from start)
         self.diagnosed = {}  # step -> diagnostics scalars; diagnostics.csv is written with the result
@@ -110,9 +142,11 @@ class RunRecorder:
     def start(self):
         from experiments.tensorboard_log import RunLog, session_hparams
 
-        start(self.run_dir, self.run.config)
         self.clock = time.perf_counter()
-        self.log = RunLog(self.run_dir, self.run.run_id.rsplit("/", 1)[0], session_hparams(self.run), self.run.config)
+        if self.write:
+            start(self.run_dir, self.run.config, self.root)
+            self.log = RunLog(self.run_dir, self.run.run_id.rsplit("/", 1)[0], session_hparams(self.run),
+                              self.run.config)
 
     def epoch(self, logs):
         """Record one epoch's metrics; returns False when the loss is NaN or inf (diverged)."""
@@ -121,22 +155,25 @@ class RunRecorder:
         self.clock = now
         row = {"epoch": len(self.history) + 1, **{k: float(v) for k, v in logs.items()}}
         self.history.append(row)
-        with open(self.run_dir / HISTORY, "a") as f:
-            writer = csv.DictWriter(f, fieldnames=list(self.history[0]), lineterminator="\n")
+        if not math.isfinite(row["loss"]):
+            self.diverged = True
+        if self.write:
+            line = io.StringIO()
+            writer = csv.DictWriter(line, fieldnames=list(self.history[0]), lineterminator="\n")
             if row["epoch"] == 1:
                 writer.writeheader()
             writer.writerow(row)
-        self.log.metrics(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
-        if not math.isfinite(row["loss"]):
-            self.diverged = True
-        if self.on_epoch:
-            self.on_epoch(self.run, row)
+            store.append_line(self.run_dir / HISTORY, line.getvalue())
+            self.log.metrics(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
+            if self.on_epoch:
+                self.on_epoch(self.run, row)
         return not self.diverged
 
     def diagnostics(self, step, scalars, histograms):
         """Record per-layer diagnostics (`experiments.diagnostics.measure`) at a step (0 = initial)."""
         self.diagnosed[step] = scalars
-        self.log.diagnostics(step, scalars, histograms)
+        if self.write:
+            self.log.diagnostics(step, scalars, histograms)
 
     def finish(self, status, wall_time, test=None, reason="", train_set=None, share=1.0):
         """Write result.json (last) and close the TensorBoard session with the true status.
@@ -152,9 +189,6 @@ class RunRecorder:
         if status == "diverged" and not reason:
             reason = f"loss became {self.history[-1]['loss']} at epoch {len(self.history)}"
         test = {f"test_{k}": float(v) for k, v in (test or {}).items()}
-        if test and self.history:
-            self.log.metrics(len(self.history), test)
-        self.log.end(status, reason)
         result = {
             "run_id": self.run.run_id, "cell": self.run.cell, **self.run.axes,
             "status": status, "reason": reason, "epochs_run": len(self.history),
@@ -163,11 +197,16 @@ class RunRecorder:
             **{f"train_set_{k}": float(v) for k, v in (train_set or {}).items()},
             **self._diagnosed(), "libraries": library_versions(),
         }
+        if not self.write:
+            return result
+        if test and self.history:
+            self.log.metrics(len(self.history), test)
+        self.log.end(status, reason)
         if self.diagnosed:  # like history.csv, not synced: without result.json the run is redone anyway
-            write_rows(self.run_dir / DIAGNOSTICS, sync=False, rows=[
+            store.write_rows(self.run_dir / DIAGNOSTICS, sync=False, rows=[
                 {"step": step, "quantity": k.partition("/")[0], "layer": k.partition("/")[2], "value": v}
                 for step, scalars in self.diagnosed.items() for k, v in scalars.items()])
-        write_json(self.run_dir / RESULT, result)
+        store.write_json(self.run_dir / RESULT, result)
         if self.on_finish:
             self.on_finish(self.run, result)
         return result

@@ -1,6 +1,18 @@
-"""Run an experiment: expanded runs -> engine -> run folders, with resume and a progress bar.
+"""Run an experiment: expanded runs -> training groups -> engine -> run folders, with resume,
+claims between processes, and a progress bar.
 
 "What to run" (`spec.expand`) stays apart from "how to train it" (an engine's `train_runs`).
+Before anything changes, every run's folder is inspected (`rundir.inspect`): finished runs of
+another config stop the command unless `--overwrite` is given, damaged records are retrained
+with a notice, and runs whose cell left the grid are moved out of the experiment's folder.
+
+A training group is what an engine trains together (a stacked group of the vectorized engine,
+one run for the keras engine), formed from the whole grid, so its composition never depends on
+what is already finished: a group with any unfinished member is trained whole and only its
+unfinished members are written. A resumed grid therefore gives the same numbers as an
+uninterrupted one. A process claims a group (fcntl locks on its runs) before training it; a
+second process on the same experiment trains the groups nobody holds, then waits for the rest
+and trains whatever their holder left unfinished.
 """
 
 import dataclasses
@@ -8,17 +20,19 @@ import math
 import sys
 from pathlib import Path
 
-from experiments import rundir
+from experiments import rundir, store
 from experiments.environment import describe
 from experiments.spec import expand
 from experiments.tensorboard_log import write_experiment
 from initializers.registry import label
 
+EXPERIMENT = "experiment.json"
+
 
 def _engines():
     from experiments import engine_keras, engine_vectorized
 
-    return {"keras": engine_keras.train_runs, "vectorized": engine_vectorized.train_runs}
+    return {"keras": engine_keras, "vectorized": engine_vectorized}
 
 
 def resolve_engines(spec, runs):
@@ -38,7 +52,90 @@ def resolve_engines(spec, runs):
 
 
 def experiment_dir(output, name):
-    return Path(output) / "runs" / name
+    return store.experiment_dir(output, name)
+
+
+def training_groups(runs, data_by_label):
+    """The runs in the groups their engines train together, each group in grid order."""
+    engines, groups = _engines(), {}
+    for run in runs:
+        data = data_by_label[run.axes["dataset"]]
+        key = (run.axes["dataset"], run.config["engine"], engines[run.config["engine"]].group_key(run, data))
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
+def _fingerprint(run_dir):
+    """Which result.json a run holds (so a process can tell that another one rewrote it)."""
+    try:
+        stat = (run_dir / rundir.RESULT).stat()
+        return stat.st_ino, stat.st_mtime_ns
+    except OSError:
+        return None
+
+
+def survey(spec, exp_dir, runs, overwrite, notify=True):
+    """Inspect every run's folder. Returns {run_id: (needs training, fingerprint)}; prints a
+    notice per damaged record (with `notify`).
+
+    Raises:
+        ValueError: finished runs of another config, without `overwrite`.
+    """
+    plan, stale = {}, {}
+    for run in runs:
+        run_dir = exp_dir / run.run_id
+        state = rundir.inspect(run_dir, run.config)
+        if state.kind == "stale" and not overwrite:
+            stale[run.run_id] = state.detail
+        if state.kind == "damaged" and notify:
+            print(f"notice: {spec['name']}: {run_dir / state.detail.split(':')[0]} is damaged "
+                  f"({state.detail.partition(': ')[2]}); retraining {run.run_id}", file=sys.stderr)
+        plan[run.run_id] = (overwrite or not state.done, _fingerprint(run_dir))
+    if stale:
+        changes = list(dict.fromkeys(stale.values()))
+        raise ValueError(f"{spec['name']}: {len(stale)} finished runs in {str(exp_dir)!r} were trained with another "
+                         f"config ({'; '.join(changes[:3])}{'; ...' if len(changes) > 3 else ''}); rerun with "
+                         "--overwrite to replace them, or give this config another name (--set name=...)")
+    return plan
+
+
+def _run_dirs(exp_dir):
+    """The run folders on disk (holding a config.json), relative to the experiment's folder."""
+    return sorted(p.parent.relative_to(exp_dir).as_posix() for p in exp_dir.rglob(rundir.CONFIG)
+                  if not any(part.startswith(".") for part in p.relative_to(exp_dir).parts))
+
+
+def retire(spec, output, exp_dir, runs):
+    """Move the run folders whose cell left the grid to `<output>/retired/<name>/<time>/`, out of
+    the logdir and the tables, with a one-line notice. Returns the folder they went to, or None."""
+    current = {r.run_id for r in runs}
+    leaving = [run_id for run_id in _run_dirs(exp_dir) if run_id not in current]
+    if not leaving:
+        return None
+    claim = store.Claim(exp_dir, leaving)
+    if not claim.take(wait=False):
+        raise ValueError(f"{spec['name']}: another process is training runs that this config drops "
+                         f"({leaving[0]}, ...); wait for it to finish, or give this config another name")
+    try:
+        destination = store.inside(Path(output) / "retired" / spec["name"] / store.stamp(), output)
+        cells = {}
+        for run_id in leaving:
+            cells.setdefault((exp_dir / run_id).parent, []).append(run_id)
+        for cell, moving in cells.items():
+            staying = [c for c in cell.iterdir() if (c / rundir.CONFIG).exists() and
+                       c.relative_to(exp_dir).as_posix() not in moving]
+            if staying:
+                for run_id in moving:
+                    store.move(exp_dir / run_id, destination / run_id, output)
+            else:  # the whole cell leaves, with its mean +- std aggregate
+                store.move(cell, destination / cell.relative_to(exp_dir), output)
+                if not any(cell.parent.iterdir()):
+                    cell.parent.rmdir()
+    finally:
+        claim.release()
+    print(f"notice: {spec['name']}: {len(leaving)} runs of cells no longer in the grid moved to {destination} "
+          "(out of TensorBoard and the tables)", file=sys.stderr)
+    return destination
 
 
 def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, runs=None):
@@ -47,25 +144,37 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
     Args:
         spec, datasets: as returned by `spec.validate`.
         output: the output tree; runs go to `<output>/runs/<name>/`.
-        overwrite: rerun finished runs too.
+        overwrite: retrain finished runs too (also those of another config).
         progress: show the grid progress bar (on stderr).
         runs: the runs to train, when not the spec's own grid (`expand(spec)`); the tuned
             comparison trains each cell at its own learning rate and batch size.
     Returns:
         (experiment folder, number of runs trained, number skipped as already finished).
+    Raises:
+        ValueError: finished runs of another config (without `overwrite`), or a bad output folder;
+            nothing on disk has changed then.
     """
     from tqdm import tqdm
 
+    store.check_output(output)
     exp_dir = experiment_dir(output, spec["name"])
     runs = resolve_engines(spec, expand(spec) if runs is None else runs)
-    rundir.write_json(exp_dir / "experiment.json", {
-        "spec": spec,
-        "runs": [{"run_id": r.run_id, "cell": r.cell, **r.axes, "engine": r.config["engine"]} for r in runs],
-        "datasets": [d.summary() for d in datasets],
-        "environment": describe(),
-    })
-    todo = [r for r in runs if overwrite or not rundir.is_finished(exp_dir / r.run_id, r.config)]
-    bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", disable=not progress,
+    if exp_dir.is_dir():
+        survey(spec, exp_dir, runs, overwrite, notify=False)  # refuse before changing anything
+    with store.locked(exp_dir):
+        plan = survey(spec, exp_dir, runs, overwrite)
+        retire(spec, output, exp_dir, runs)
+        store.write_json(exp_dir / EXPERIMENT, {
+            "spec": spec,
+            "runs": [{"run_id": r.run_id, "cell": r.cell, **r.axes, "engine": r.config["engine"]} for r in runs],
+            "datasets": [d.summary() for d in datasets],
+            "environment": describe(),
+        })
+        write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
+    by_label = {label(d): data for d, data in zip(spec["dataset"], datasets, strict=True)}
+    groups = [g for g in training_groups(runs, by_label) if any(plan[r.run_id][0] for r in g)]
+    todo = sum(plan[r.run_id][0] for g in groups for r in g)
+    bar = tqdm(total=len(runs), initial=len(runs) - todo, unit="run", disable=not progress,
                desc=spec["name"], dynamic_ncols=True, mininterval=1.0)
     headline = "val_" + spec["metrics"][0]
 
@@ -75,16 +184,48 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
         bar.set_postfix({"epoch": row["epoch"], headline: f"{value:.4g}"}, refresh=False)
         bar.update(0)  # redraws at most every mininterval: quiet logs in CI
 
-    jobs = [(r, rundir.RunRecorder(r, exp_dir / r.run_id, on_epoch, on_finish=lambda run, result: bar.update()))
-            for r in todo]
-    write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
-    by_label = {label(d): data for d, data in zip(spec["dataset"], datasets, strict=True)}
-    parts = {}  # (dataset, engine) -> jobs, in grid order
-    for run, recorder in jobs:
-        parts.setdefault((run.axes["dataset"], run.config["engine"]), []).append((run, recorder))
+    trained, retrained = 0, 0
+
+    def train(group, claim):
+        """Train a claimed group; write the members that still need it when the claim was taken."""
+        nonlocal trained, retrained
+        try:
+            writes = {}
+            for run in group:
+                state = rundir.inspect(exp_dir / run.run_id, run.config)
+                if state.kind == "stale" and not overwrite:
+                    raise ValueError(f"{spec['name']}: {run.run_id} was finished by another process with another "
+                                     f"config ({state.detail}); rerun with --overwrite, or use another name")
+                redo = plan[run.run_id][0] and _fingerprint(exp_dir / run.run_id) == plan[run.run_id][1]
+                writes[run.run_id] = not state.done or (overwrite and redo)
+            if not any(writes.values()):
+                bar.update(sum(plan[r.run_id][0] for r in group))  # another process trained them
+                return
+            bar.update(sum(plan[r.run_id][0] and not writes[r.run_id] for r in group))
+            jobs = [(run, rundir.RunRecorder(run, exp_dir / run.run_id, exp_dir, on_epoch,
+                                             on_finish=lambda run, result: bar.update(), write=writes[run.run_id]))
+                    for run in group]
+            _engines()[group[0].config["engine"]].train_runs(jobs, by_label[group[0].axes["dataset"]])
+            trained += sum(writes.values())
+            retrained += len(group) - sum(writes.values())
+        finally:
+            claim.release()
+
     try:
-        for (dataset, engine), part in parts.items():
-            _engines()[engine](part, by_label[dataset])
+        waiting = []
+        for group in groups:
+            claim = store.Claim(exp_dir, [r.run_id for r in group])
+            if claim.take(wait=False):
+                train(group, claim)
+            else:
+                waiting.append((group, claim))
+        for group, claim in waiting:  # held by another process: wait, then train what it left
+            bar.set_description(f"{spec['name']} waiting for another process", refresh=True)
+            claim.take(wait=True)
+            train(group, claim)
     finally:
         bar.close()
-    return exp_dir, len(todo), len(runs) - len(todo)
+    if retrained:
+        print(f"notice: {spec['name']}: {retrained} finished runs were trained again with their stacked group, "
+              "so that its other members match an uninterrupted run; their records were kept", file=sys.stderr)
+    return exp_dir, trained, len(runs) - trained

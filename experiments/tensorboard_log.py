@@ -19,11 +19,12 @@ ops: the same files `tf.summary` writes, without an op dispatch per value.
 """
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+
+from experiments import store
 
 GROUPS = {"": "train", "val_": "validation", "test_": "test"}
 MEAN_STD = "mean_std"
@@ -199,7 +200,7 @@ def write_experiment(exp_dir, report_dir=None, tables=None):
     experiment = load_experiment(exp_dir)
     spec = experiment["spec"]
     for old in exp_dir.glob("events.out.tfevents.*"):
-        old.unlink()
+        store.remove(old, exp_dir)
     events = Events(exp_dir)
     events.write("", 0, hparams_config(spec, expand(spec)))
     events.write("", 0, _margin_layout(curve_tags(spec)))
@@ -216,7 +217,7 @@ def write_mean_std(exp_dir, spec, runs, epochs):
     """Per cell, `<cell>/mean_std`: each curve's mean and mean -+ std over the seeds that finished ok."""
     cells = {run_id.rsplit("/", 1)[0] for run_id in runs["run_id"]}
     for cell in cells:
-        shutil.rmtree(Path(exp_dir) / cell / MEAN_STD, ignore_errors=True)
+        store.remove(Path(exp_dir) / cell / MEAN_STD, exp_dir)
     ok = runs.loc[runs["status"] == "ok", "run_id"]
     if epochs.empty or ok.empty:
         return

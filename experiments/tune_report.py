@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments import rundir
-from experiments.report import _html, _pyplot, _table
+from experiments import store
+from experiments.render import Code, Page
+from experiments.report import _pyplot, write_page
 from experiments.results import format_cell, load_tables, summarize_cells
 from initializers.registry import label
 from models.losses import greater_is_better
@@ -24,12 +25,13 @@ TRIAL_COLUMNS = ["project", "cell", "trial_id", "status", "worker", "learning_ra
                  "best_epoch", "epochs_run", "seconds", "reason"]
 
 SEARCH, TRIAL = "search.json", "trial.json"
+DIGITS = 6  # significant digits in the tables: learning rates are drawn on a continuous scale
 BEST_COLUMNS = ["project", "cell", "trial_id", "objective", "learning_rate", "batch_size", "initializer", "loss"]
 
 
 def load_trials(search_dir):
     """Every trial record under a search folder, in (project, trial id) order."""
-    return [rundir.read_json(p) for p in sorted(Path(search_dir).glob(f"trials/*/trial_*/{TRIAL}"))]
+    return [store.read_json(p) for p in sorted(Path(search_dir).glob(f"trials/*/trial_*/{TRIAL}"))]
 
 
 def trial_tables(search_dir):
@@ -120,17 +122,15 @@ def tuned_table(tuned_dir, best, metrics):
 
 def build_tune_report(search_dir, tuned_dir, out_dir):
     """Write the tuner report; returns the path of tune.md."""
-    search = rundir.read_json(Path(search_dir) / SEARCH)
+    search = store.read_json(Path(search_dir) / SEARCH)
     spec, tune = search["spec"], search["spec"]["tune"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     trials, epochs = trial_tables(search_dir)
     best = pd.DataFrame(search["best"], columns=BEST_COLUMNS)
-    trials.to_csv(out_dir / "trials.csv", index=False)
-    epochs.to_csv(out_dir / "trial_epochs.csv", index=False)
-    best.to_csv(out_dir / "best.csv", index=False)
     tuned = tuned_table(tuned_dir, best, spec["metrics"]) if tuned_dir and not best.empty else pd.DataFrame()
-    tuned.to_csv(out_dir / "tuned.csv", index=False)
+    for name, table in (("trials", trials), ("trial_epochs", epochs), ("best", best), ("tuned", tuned)):
+        store.write_atomic(out_dir / f"{name}.csv", table.to_csv(index=False))
     for hp in ("learning_rate", "batch_size"):
         if not trials.empty:
             plot_sensitivity(trials, best, tune, hp, out_dir / f"sensitivity_{hp}.png")
@@ -148,71 +148,48 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
               f"hyperband: max_epochs {spec['epochs']}, factor {tune['hyperband_factor']}, "
               f"{tune['hyperband_iterations']} iteration(s)")
     distributed = any(s["role"] == "chief" for s in search["sessions"])
-    lines = [
-        f"# {spec['name']}: tuning learning rate and batch size",
-        "",
-        spec.get("description", "").strip(),
-        "",
-        "## The search",
-        "",
-        f"- {tune['tuner']} search, {tune['mode'].replace('_', ' ')} mode ({how}), "
+    page = Page(f"{spec['name']}: tuning learning rate and batch size")
+    page.text(spec.get("description", ""))
+    page.heading("The search")
+    page.bullets([
+        f"{tune['tuner']} search, {tune['mode'].replace('_', ' ')} mode ({how}), "
         f"objective {tune['objective']} ({tune['direction']}imize), {budget}",
-        f"- learning rate: {lr['min']:g} to {lr['max']:g}, {lr['sampling']} sampling"
+        f"learning rate: {lr['min']:g} to {lr['max']:g}, {lr['sampling']} sampling"
         + (f", step {lr['step']:g}" if lr["step"] else "") + f"; batch size: one of {tune['batch_size']}",
-        f"- dataset {label(spec['dataset'][0])}, {spec['epochs']} epochs per trial, model seed {spec['seeds'][0]}, "
+        f"dataset {label(spec['dataset'][0])}, {spec['epochs']} epochs per trial, model seed {spec['seeds'][0]}, "
         f"oracle seed {search['oracle_seed']}; tuned comparison on seeds {spec['seeds']}",
-        f"- failure limits: a trial is never retried (max_retries_per_trial = 0: its settings and seed are fixed, "
+        f"failure limits: a trial is never retried (max_retries_per_trial = 0: its settings and seed are fixed, "
         f"so it would fail the same way); a search stops after {tune['max_consecutive_failed_trials']} consecutive "
         "failed trials (max_consecutive_failed_trials)"
         + (", except in distributed sessions, which do not apply it" if distributed else "")
         + ". A trial whose training loss turns NaN or inf is stopped and recorded as failed, and the search goes on.",
-        f"- trials: {', '.join(f'{n} {s.lower()}' for s, n in counts.items()) or 'none yet'}"
+        f"trials: {', '.join(f'{n} {s.lower()}' for s, n in counts.items()) or 'none yet'}"
         + (f"; run by {', '.join(f'{w} ({n})' for w, n in workers.items())}" if len(workers) else ""),
-        "",
-        "## Sessions (resume)",
-        "",
-        *[_session_line(i, s) for i, s in enumerate(search["sessions"], 1)],
-        "",
-        "## Tuned comparison",
-        "",
-        "Each cell retrained at its own best settings on every seed; test set, mean +- std (n seeds). "
-        "This is the table to quote.",
-        "",
-        _table(tuned) if not tuned.empty else "No cell has a completed trial yet.",
-        "",
-        *([f"Not retrained, no completed trial: {', '.join(untried)}.", ""] if untried else []),
-        "## Best trial per cell",
-        "",
-        f"By the search objective, {tune['objective']}; ties go to the earliest trial.",
-        "",
-        _table(best) if not best.empty else "none",
-        "",
-        "## Sensitivity",
-        "",
-        "![objective against learning rate](sensitivity_learning_rate.png)",
-        "",
-        "![objective against batch size](sensitivity_batch_size.png)",
-        "",
-        "## Failed trials",
-        "",
-        _table(failed[["project", "trial_id", "learning_rate", "batch_size", "epochs_run", "reason"]])
-        if len(failed) else "None.",
-        "",
-        "## Every trial",
-        "",
-        "Per-epoch histories are in trial_epochs.csv; TensorBoard: "
-        f"`make tensorboard EXPERIMENT={spec['name']}`.",
-        "",
-        _table(trials[shown]) if not trials.empty else "none",
-        "",
-        "## Environment",
-        "",
-        ", ".join(f"{k} {v}" for k, v in search["environment"].get("libraries", {}).items()),
-        "",
-    ]
-    text = "\n".join(lines)
-    rundir.write_atomic(out_dir / "tune.md", text)
-    rundir.write_atomic(out_dir / "tune.html", _html(f"{spec['name']} tuning", text))
+    ])
+    page.heading("Sessions (resume)")
+    page.bullets([_session_line(i, s) for i, s in enumerate(search["sessions"], 1)])
+    page.heading("Tuned comparison")
+    page.paragraph("Each cell retrained at its own best settings on every seed; test set, mean +- std (n seeds). "
+                   "This is the table to quote.")
+    page.table(tuned, digits=DIGITS, empty="No cell has a completed trial yet.")
+    if untried:
+        page.paragraph(f"Not retrained, no completed trial: {', '.join(untried)}.")
+    page.heading("Best trial per cell")
+    page.paragraph(f"By the search objective, {tune['objective']}; ties go to the earliest trial.")
+    page.table(best, digits=DIGITS)
+    page.heading("Sensitivity")
+    page.image("sensitivity_learning_rate.png", "objective against learning rate")
+    page.image("sensitivity_batch_size.png", "objective against batch size")
+    page.heading("Failed trials")
+    page.table(failed[["project", "trial_id", "learning_rate", "batch_size", "epochs_run", "reason"]]
+               if len(failed) else None, digits=DIGITS, empty="None.")
+    page.heading("Every trial")
+    page.paragraph("Per-epoch histories are in trial_epochs.csv; TensorBoard: ",
+                   Code(f"make tensorboard EXPERIMENT={spec['name']}"), ".")
+    page.table(trials[shown] if not trials.empty else None, digits=DIGITS)
+    page.heading("Environment")
+    page.paragraph(", ".join(f"{k} {v}" for k, v in search["environment"].get("libraries", {}).items()))
+    write_page(out_dir / "tune", page)
     return out_dir / "tune.md"
 
 

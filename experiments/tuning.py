@@ -20,7 +20,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
-from experiments import optimizers, rundir
+from experiments import optimizers, store
 from experiments.environment import describe
 from experiments.spec import expand
 from experiments.tensorboard_log import Events, RunLog
@@ -144,7 +143,7 @@ class TrialLog:
 
     def begin(self, trial):
         self.trial, self.started, self.history, self.diverged = trial, time.time(), [], ""
-        shutil.rmtree(self.dir, ignore_errors=True)  # an interrupted trial reruns from scratch
+        store.remove(self.dir, self.root)  # an interrupted trial reruns from scratch
         self.events = None
 
     @property
@@ -186,11 +185,11 @@ class TrialLog:
             "worker": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"), "reason": reason,
         }
         if self.history:
-            rundir.write_rows(self.dir / "history.csv", self.history, sync=False)
+            store.write_rows(self.dir / "history.csv", self.history, sync=False)
         if self.events is None:  # failed before its first epoch
             self.events = self.session(values)
         self.events.end("ok" if status == "COMPLETED" else "failed", reason)
-        rundir.write_json(self.dir / TRIAL, record)  # last: a trial with a record is finished
+        store.write_json(self.dir / TRIAL, record)  # last: a trial with a record is finished
         if self.on_end:
             self.on_end(record)
 
@@ -230,7 +229,7 @@ def write_hparams_config(search_dir, spec):
                for group, kind in (("train", hp.Metric.TRAINING), ("validation", hp.Metric.VALIDATION))
                for m in ["loss", *spec["metrics"]]]
     for old in Path(search_dir).glob("events.out.tfevents.*"):
-        old.unlink()
+        store.remove(old, search_dir)
     events = Events(search_dir)
     events.write("", 0, hp.hparams_config_pb(hparams=hparams, metrics=metrics))
     events.close()
@@ -464,19 +463,34 @@ def tune(spec, datasets, output=".", overwrite=False, progress=True):
     Returns:
         (search folder, tuned experiment folder or None for a worker, the tune report or None).
     """
-    from experiments.report import report_dir
-    from experiments.runner import experiment_dir, run_experiment
+    from experiments.runner import experiment_dir
 
+    store.check_output(output)
     search_dir = experiment_dir(output, spec["name"])
     who = role()
     if who == "worker":  # workers never delete: the chief owns the project folders
         run_searches(spec, datasets[0], search_dir, False, progress)
         return search_dir, None, None
-    if overwrite:  # all but the workers' logs of a running `--workers` launch
+    search_dir.mkdir(parents=True, exist_ok=True)
+    claim = store.Claim(search_dir, ["search"])
+    if not claim.take(wait=False):
+        raise ValueError(f"{spec['name']}: another process is running this search in {str(search_dir)!r}; wait for "
+                         "it to finish (or stop it), or add workers to it with --workers")
+    try:
+        return _tune(spec, datasets, output, overwrite, progress, search_dir, who)
+    finally:
+        claim.release()
+
+
+def _tune(spec, datasets, output, overwrite, progress, search_dir, who):
+    from experiments.runner import run_experiment
+    from experiments.store import report_dir
+
+    if overwrite:  # all but the workers' logs of a running `--workers` launch, and the locks
         for child in search_dir.glob("*"):
-            if child.name != "workers":
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
-    on_disk = rundir.read_json(search_dir / SEARCH) if (search_dir / SEARCH).is_file() else None
+            if child.name not in ("workers", store.LOCKS):
+                store.remove(child, search_dir)
+    on_disk = store.read_json(search_dir / SEARCH) if (search_dir / SEARCH).is_file() else None
     if on_disk:
         _check_same_search(search_dir, on_disk["spec"], spec)
     write_hparams_config(search_dir, spec)
@@ -485,7 +499,7 @@ def tune(spec, datasets, output=".", overwrite=False, progress=True):
     session = {"started": time.time(), "seconds": None, "overwrite": overwrite, "role": who, "resumed": None}
 
     def record(best=()):
-        rundir.write_json(search_dir / SEARCH, {"spec": spec, "environment": describe(),
+        store.write_json(search_dir / SEARCH, {"spec": spec, "environment": describe(),
                                                 "oracle_seed": oracle_seed(spec), "sessions": [*previous, session],
                                                 "best": list(best)})
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from rendered import markdown_tables
 
 from experiments import cli
 from experiments.claims import combine, decide, interval
@@ -163,9 +164,11 @@ def test_a_claim_runs_end_to_end_and_its_verdicts_follow_from_the_runs(claim_fil
     # the report: summary, a section with the rule and a plot per claim, the experiment's own report
     text = (out / "reports" / "claims" / "claims.md").read_text()
     assert "| tiny_claim" in text and "## 1. Tiny statements about regression." in text
-    rule = "diag_end_distinct_units_hidden_0 of [mlp(widths=[8, 8]) / zeros / mean_squared_error / " \
+    rule = "diag_end_distinct_units_hidden_0 of [mlp(widths=[8, 8]) | zeros | mean_squared_error | " \
            "learning_rate=0.01] > 4"
-    assert rule in text
+    shown = markdown_tables(text)[1]  # the claim's checks, as the page shows them
+    assert shown[0][:2] == ["check", "rule"] and [row[1] for row in shown[1]] == checks["rule"].tolist()
+    assert checks["rule"].str.startswith(rule).any()
     assert (out / "reports" / "claims" / "tiny_claim.png").stat().st_size > 10_000
     assert (out / "reports" / "claims" / "claims.html").is_file()
     assert (out / "reports" / "tiny_claim" / "report.md").is_file()

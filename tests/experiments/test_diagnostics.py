@@ -86,3 +86,51 @@ def test_keras_probe_sees_zeros_and_he_normal_as_expected():
     assert zeros["dead_fraction/hidden_0"] == 1
     assert he["distinct_units/hidden_0"] == 32 and he["distinct_units/hidden_1"] == 16
     assert 0.1 < he["gradient_ratio"] < 10 and he["dead_fraction/hidden_0"] < 0.5
+
+
+def test_a_deep_sigmoid_nets_top_layer_pinned_near_zero_counts_as_saturated():
+    """Glorot & Bengio (2010): a sigmoid layer whose units sit near 0 on every example is
+    saturated, though no unit is within 0.01 of an asymptote. A real 5-layer sigmoid MLP whose top
+    hidden layer is pinned at about 0.08 (std 0.003); the layers below stay in the linear zone."""
+    import keras
+
+    from models import build, head_for
+    from models.losses import encode_targets
+
+    model_spec = {"name": "mlp", "widths": [32] * 5, "activation": "sigmoid"}
+    spec, (data,) = validate({"name": "p", "dataset": "digits", "initializers": ["glorot_normal"],
+                              "losses": ["categorical_crossentropy"], "model": model_spec})
+    head = head_for(data.task, spec["losses"][0], data.n_classes, data.n_targets)
+    model = build(spec["model"][0], data.input_shape, head, "glorot_normal", "zeros", 0)
+    top = model.get_layer("hidden_4")
+    kernel = np.random.default_rng(0).normal(0, 0.005, size=top.kernel.shape)
+    top.set_weights([kernel, np.full(top.bias.shape, -2.44)])  # sigmoid(-2.44) = 0.080
+    x, y = data.x_train[:256], encode_targets(data.y_train[:256], head)
+    scalars = diagnostics.keras_probe(model, {"model": spec["model"][0], "loss": spec["losses"][0]}, head, x, y)[0]
+    keras.backend.clear_session()
+    assert 0.07 < scalars["activation_mean/hidden_4"] < 0.09 and scalars["activation_std/hidden_4"] < 0.01
+    assert scalars["saturated_fraction/hidden_4"] == 1.0
+    assert all(scalars[f"saturated_fraction/hidden_{i}"] < 0.5 for i in range(4))
+    assert diagnostics.summary(scalars)["saturated_fraction"] == pytest.approx(
+        np.mean([scalars[f"saturated_fraction/hidden_{i}"] for i in range(5)]))
+
+
+def test_saturation_is_within_a_tenth_of_the_range_of_an_asymptote_on_most_examples():
+    members, batch = 1, 10
+    sigmoid = np.empty((members, batch, 5))
+    sigmoid[..., 0] = 0.08   # near 0: saturated
+    sigmoid[..., 1] = 0.93   # near 1: saturated
+    sigmoid[..., 2] = 0.5    # the linear zone
+    sigmoid[..., 3] = 0.12   # just outside the band
+    sigmoid[..., 4] = 0.05
+    sigmoid[0, :2, 4] = 0.5  # near 0 on 80% of the examples only: not "most" (90%)
+    tanh = np.full((members, batch, 4), -0.85)  # |tanh| > 0.8: saturated
+    tanh[..., 1] = 0.75
+    for kind, out, expected in (("sigmoid", sigmoid, 2 / 5), ("tanh", tanh, 3 / 4)):
+        units = out.shape[2]
+        kernels = [np.ones((members, 3, units)), np.ones((members, units, 1))]
+        biases = [np.zeros((members, units)), np.zeros((members, 1))]
+        gradients = [np.ones((members, batch, units)), np.ones((members, batch, 1))]
+        scalars = diagnostics.measure(["hidden_0", "output"], [kind, "linear"], kernels, biases,
+                                      [out, np.zeros((members, batch, 1))], gradients)[0][0]
+        assert scalars["saturated_fraction/hidden_0"] == pytest.approx(expected), kind

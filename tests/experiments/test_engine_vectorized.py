@@ -32,7 +32,7 @@ DIGITS = {
 def _group(config, tmp_path):
     """The experiment's runs as one vectorized group, recorders in tmp_path."""
     spec, (data,) = validate(config)
-    jobs = [(run, rundir.RunRecorder(run, tmp_path / "vec" / run.run_id)) for run in expand(spec)]
+    jobs = [(run, rundir.RunRecorder(run, tmp_path / "vec" / run.run_id, tmp_path / "vec")) for run in expand(spec)]
     jobs.sort(key=lambda job: json.dumps(job[0].config["loss"], sort_keys=True))
     for _, recorder in jobs:
         recorder.start()
@@ -58,7 +58,7 @@ def test_every_members_initial_weights_are_bit_identical_to_the_reference(tmp_pa
 
 
 def _reference_weights(run, data, folder):
-    recorder = rundir.RunRecorder(run, folder / run.run_id)
+    recorder = rundir.RunRecorder(run, folder / run.run_id, folder)
     recorder.start()
     return engine_keras.fit_one(run, data, recorder)[0].get_weights()
 

@@ -99,8 +99,11 @@ def test_rerun_skips_finished_runs_and_overwrite_reruns(tmp_path):
     stamp = result.stat().st_mtime_ns
     assert _run(tmp_path, initializers=["he_normal"], seeds=[0])[1:] == (0, 2)
     assert result.stat().st_mtime_ns == stamp
-    # a changed config is not the same run: it trains again; --overwrite reruns everything
-    assert _run(tmp_path, initializers=["he_normal"], seeds=[0], epochs=1)[1:] == (2, 0)
+    # a changed config would replace finished runs: refused, naming the field, unless --overwrite
+    with pytest.raises(ValueError, match=r"2 finished runs .* another config \(epochs \(2 -> 1\)\); rerun with "
+                                         r"--overwrite"):
+        _run(tmp_path, initializers=["he_normal"], seeds=[0], epochs=1)
+    assert result.stat().st_mtime_ns == stamp
     spec, data = validate({**BASE, "initializers": ["he_normal"], "seeds": [0], "epochs": 1})
     assert run_experiment(spec, data, tmp_path, overwrite=True, progress=False)[1:] == (2, 0)
 

@@ -12,6 +12,7 @@ import keras_tuner as kt
 import pandas as pd
 import pytest
 from conftest import wait_until, write_config
+from rendered import markdown_unescape
 
 from experiments import cli
 from experiments.tune_report import load_trials
@@ -128,6 +129,11 @@ def test_keras_tuner_reloads_the_same_best_settings_as_the_report(searched):
         assert tuner.oracle.get_best_trials(1)[0].trial_id == row["trial_id"]
 
 
+def _page(path):
+    """A Markdown page as a reader sees it (escapes undone)."""
+    return markdown_unescape(path.read_text())
+
+
 def test_each_cell_is_retrained_at_its_own_best_settings_on_every_seed(searched):
     _, out, _, reports = searched
     best = pd.read_csv(reports / "best.csv").set_index("cell")
@@ -141,7 +147,7 @@ def test_each_cell_is_retrained_at_its_own_best_settings_on_every_seed(searched)
         cell = f"{label(config['initializer'])} | {label(config['loss'])}"
         assert config["learning_rate"] == pytest.approx(best.loc[cell, "learning_rate"])
         assert config["batch_size"] == best.loc[cell, "batch_size"]
-    report = (reports / "tune.md").read_text()
+    report = _page(reports / "tune.md")
     assert "## Tuned comparison" in report and "max_consecutive_failed_trials" in report
     assert (reports / "sensitivity_learning_rate.png").stat().st_size > 0
     assert (reports / "tune.html").is_file()
@@ -176,7 +182,7 @@ def test_rerunning_a_finished_search_trains_no_trial(searched, capsys):
     before = {p: p.stat().st_mtime_ns for p in search_dir.glob("trials/*/*/trial.json")}
     assert _tune(path, out) == 0
     assert {p: p.stat().st_mtime_ns for p in search_dir.glob("trials/*/*/trial.json")} == before
-    assert "2. resumed: kept 12 finished trials" in (reports / "tune.md").read_text()
+    assert "2. resumed: kept 12 finished trials" in _page(reports / "tune.md")
 
 
 def test_the_report_command_rebuilds_the_tuner_report_from_disk(searched):
@@ -186,7 +192,7 @@ def test_the_report_command_rebuilds_the_tuner_report_from_disk(searched):
         (reports / name).unlink()
     assert cli.main(["report", "--output", str(out)]) == 0
     assert (reports / "trials.csv").read_text() == before
-    assert "## Tuned comparison" in (reports / "tune.md").read_text() and (reports / "tuned.csv").is_file()
+    assert "## Tuned comparison" in _page(reports / "tune.md") and (reports / "tuned.csv").is_file()
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path, tensorboard_server, wait):
@@ -198,7 +204,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path
     assert len(failed) >= 1 and len(done) >= 1
     assert failed["reason"].str.fullmatch(r"diverged: training loss (nan|inf) at epoch \d").all()
     assert (failed["learning_rate"] > done["learning_rate"].min()).all()
-    report = (tmp_path / "reports" / "diverging" / "tune.md").read_text()
+    report = _page(tmp_path / "reports" / "diverging" / "tune.md")
     assert "## Failed trials" in report and "diverged: training loss" in report
     with tensorboard_server(tmp_path / "runs" / "diverging") as (_, post):
         def statuses():
@@ -223,7 +229,7 @@ def test_the_consecutive_failure_limit_stops_a_search_and_the_next_one_still_run
     # each stopped at the limit, 2 of its 4 trials; the first stop did not end the run
     assert per_search == {p: ["FAILED", "FAILED"] for p in ("he_normal__mean_squared_error", "he_normal__huber")}
     assert capsys.readouterr().err.count("stopped: Number of consecutive failures exceeded the limit of 2") == 2
-    report = (tmp_path / "reports" / "failing" / "tune.md").read_text()
+    report = _page(tmp_path / "reports" / "failing" / "tune.md")
     assert "search he_normal__huber stopped early (Number of consecutive failures exceeded the limit of 2.)" in report
     assert "Not retrained, no completed trial: he_normal | huber, he_normal | mean_squared_error." in report
 
@@ -249,7 +255,7 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
     assert finished <= {(r["trial_id"], r["started"]) for r in records}  # not trained again
     assert {t.status for t in _reload(search_dir, "he_normal__binary_crossentropy", max_trials=5).oracle.trials
             .values()} == {"COMPLETED"}
-    sessions = (tmp_path / "reports" / "killed" / "tune.md").read_text().split("## Sessions")[1]
+    sessions = _page(tmp_path / "reports" / "killed" / "tune.md").split("## Sessions")[1]
     assert "1. interrupted" in sessions and f"2. resumed: kept {len(finished)} finished trials" in sessions
     for trial_id in running:  # rerun from scratch, and said so
         assert f"reran interrupted he_normal__binary_crossentropy trial {trial_id} from scratch" in sessions
