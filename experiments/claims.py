@@ -2,8 +2,9 @@
 table whose decision rule is fixed before any run, decided on the statistics over seeds.
 
 A claim has one or more checks. A check names a metric (an expression over the columns of the
-runs table, `pandas.DataFrame.eval`), the cells it compares (`plus` minus `minus`, each cell
-picked by a selector on the axes), and a test of the per-seed effect against a value:
+runs table, `experiments.expressions`: an allowlisted tree, never `eval`, whose every column is
+checked before anything trains), the cells it compares (`plus` minus `minus`, each cell picked by
+a selector on the axes), and a test of the per-seed effect against a value:
 
     effect_s = sum of the plus cells' metric at seed s - sum of the minus cells' metric at seed s
 
@@ -25,12 +26,14 @@ Besides the result columns, the metric may use `diverged` and `failed` (1 or 0, 
 `diag_init_<quantity>_<layer>` / `diag_end_<quantity>_<layer>` (step 0 and the last step).
 """
 
-import ast
+import difflib
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 
+from experiments import expressions
 from experiments.render import Bold, Code, Link, Page
 from initializers.registry import label
 
@@ -44,8 +47,9 @@ CHECK_KEYS = ("name", "metric", "plus", "minus", "test", "value", "margin", "fil
 # -- the rule, checked before anything trains ---------------------------------------------------
 
 
-def check_claim(spec, runs):
-    """Validate a spec's `claim` table against its expanded `runs`; returns it with defaults.
+def check_claim(spec, runs, datasets):
+    """Validate a spec's `claim` table against its expanded `runs` and the columns its runs will
+    have (`claim_columns`); returns it with defaults.
 
     Raises:
         ValueError: one line naming the bad key or value and what is valid.
@@ -67,11 +71,40 @@ def check_claim(spec, runs):
     checks = claim.get("checks")
     if not isinstance(checks, list) or not checks:
         raise ValueError("claim.checks must be a non-empty list of [[claim.checks]] tables")
-    claim["checks"] = [_check_check(i, c, runs) for i, c in enumerate(checks, 1)]
+    columns = claim_columns(spec, datasets)
+    claim["checks"] = [_check_check(i, c, runs, columns) for i, c in enumerate(checks, 1)]
     return claim
 
 
-def _check_check(i, check, runs):
+def claim_columns(spec, datasets):
+    """Every numeric column of the claim table that the spec's runs will produce: results, status
+    indicators, first-epoch values, and per-layer diagnostics of each model's layers."""
+    from experiments.diagnostics import DEAD, SATURATED, SUMMARY
+    from models.builders import layer_sizes
+    from models.losses import head_for
+
+    metrics = ["loss", *spec["metrics"]]
+    logged = [*metrics, *(f"val_{m}" for m in metrics)]
+    columns = {"diverged", "failed", "epochs_run", "wall_time_s", "epoch_time_s", "seed"}
+    columns |= {f"{when}_{m}" for when in ("final", "best", "first") for m in logged}
+    columns |= {f"{split}_{m}" for split in ("test", "train_set") for m in metrics}
+    columns |= {f"epochs_to_{k}" for k in spec["thresholds"]}
+    if spec["diagnostics"]["every"]:
+        quantities = {"gradient_ratio"}
+        for model, data, loss in itertools.product(spec["model"], datasets, spec["losses"]):
+            head = head_for(data.task, loss, data.n_classes, data.n_targets)
+            layers = layer_sizes(model, data.input_shape, head.units, head.activation)
+            for layer in layers:
+                per_layer = {"activation_mean", "activation_std", "gradient_std"}
+                if layer.name != "output":
+                    per_layer |= {"distinct_units"} | ({"dead_fraction"} if layer.activation in DEAD else set()) | \
+                        ({"saturated_fraction"} if layer.activation in SATURATED else set())
+                quantities |= {f"{q}_{layer.name}" for q in per_layer} | (per_layer & set(SUMMARY))
+        columns |= {f"diag_{when}_{q}" for when in ("init", "end") for q in quantities}
+    return columns
+
+
+def _check_check(i, check, runs, columns):
     where = f"claim check {i}"
     if not isinstance(check, dict):
         raise ValueError(f"{where} must be a table, got {check!r}")
@@ -82,10 +115,15 @@ def _check_check(i, check, runs):
     if not isinstance(check.get("name"), str) or not check["name"]:
         raise ValueError(f"{where} needs a name")
     try:
-        ast.parse(check.get("metric") if isinstance(check.get("metric"), str) else "", mode="eval")
-    except SyntaxError:
-        raise ValueError(f"{where} ({check['name']!r}): metric {check.get('metric')!r} is not an expression "
-                         "over the runs table's columns, like 'test_accuracy'") from None
+        tree = expressions.parse(check.get("metric"))
+    except ValueError as e:
+        raise ValueError(f"{where} ({check['name']!r}): {e}") from None
+    for name in expressions.columns(tree):
+        if name not in columns:
+            near = difflib.get_close_matches(name, sorted(columns), n=4, cutoff=0.6)
+            raise ValueError(f"{where} ({check['name']!r}): metric {check['metric']!r} reads column {name!r}, which "
+                             f"these runs will not have; " + (f"did you mean {', '.join(near)}? " if near else "") +
+                             f"valid columns: {', '.join(sorted(columns)[:12])}, ... ({len(columns)} in all)")
     if check.get("test") not in TESTS:
         raise ValueError(f"{where}: test is {check.get('test')!r}; valid: {', '.join(TESTS)}")
     for key in ("value", "margin", "fill"):
@@ -201,13 +239,11 @@ def combine(verdicts, how="all"):
 
 def evaluate_check(check, table):
     """One check on the claim table: per-cell values per seed, the effect and the verdict."""
-    try:
-        metric = pd.to_numeric(table.eval(check["metric"], engine="python"), errors="coerce").astype(float)
-    except Exception as e:  # noqa: BLE001 - any failure of a user's expression is one line of input error
-        columns = ", ".join(sorted(c for c in table if table[c].dtype.kind in "fiu" and c != "seed"))
-        raise ValueError(f"check {check['name']!r}: cannot evaluate metric {check['metric']!r} "
-                         f"({type(e).__name__}: {e}); columns: {columns}") from None
-    values = table.assign(value=metric).pivot_table(index="seed", columns="cell", values="value", dropna=False)
+    tree = expressions.parse(check["metric"])
+    # a column no run produced (none got that far) is missing for every run
+    present = table.reindex(columns=[*table.columns, *(c for c in expressions.columns(tree) if c not in table)])
+    values = table.assign(value=expressions.evaluate(tree, present))
+    values = values.pivot_table(index="seed", columns="cell", values="value", dropna=False)
     cells = [cell for _, cell in check["cells"]]
     values = values.reindex(columns=list(dict.fromkeys(cells)))
     if check["fill"] is not None:

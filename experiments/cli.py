@@ -116,7 +116,7 @@ def cmd_tune(args):
 
     tuned = pd.read_csv(report.parent / "tuned.csv") if tuned_dir is not None else None
     print(f"{spec['name']}: the tuned comparison (test set, mean +- std (n seeds), each cell at its best settings)")
-    print(console_table(tuned, DIGITS) if tuned is not None else "  no cell has a completed trial")
+    print(console_table(tuned, DIGITS) + "\n" if tuned is not None else "  no cell has a completed trial")
     print(f"  tuner report: {report} (and tune.html, trials.csv, tuned.csv)")
     print(f"  tensorboard:  make tensorboard EXPERIMENT={spec['name']}")
     return 0

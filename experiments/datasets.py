@@ -30,10 +30,13 @@ _CHOICES = {
     "outlier_sides": ("one", "two"),
     "task": ("auto", "binary", "multiclass", "regression"),
 }
+MAX_SAMPLES = 10**7  # generated sets: beyond this, generation alone outgrows these machines
 _CHECKS = {
     "choices": _CHOICES,
     "positive": ("validation_fraction", "test_fraction", "n_samples", "n_features", "factor"),
     "unit_interval": ("validation_fraction", "test_fraction", "label_noise", "outlier_fraction"),
+    "ranges": {"n_samples": (1, MAX_SAMPLES), "n_features": (1, 10_000), "noise": (0.0, 1e6),
+               "outlier_magnitude": (0.0, 1e6), "split_seed": (0, 2**32 - 1)},
 }
 
 
@@ -158,6 +161,9 @@ def _csv(options):
             f"columns: {', '.join(map(str, frame.columns))}"
         )
     features = frame.drop(columns=[target])
+    if features.shape[1] == 0 or len(frame) == 0:
+        raise ValueError(f"dataset 'csv': {str(path)!r} has {features.shape[1]} feature columns and {len(frame)} rows "
+                         "beside the target; it needs at least one of each")
     text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if text:
         raise ValueError(f"dataset 'csv': feature columns {text} are not numeric; encode them as numbers first")
@@ -187,9 +193,22 @@ def _npz(name, options):
     if absent:
         raise ValueError(f"dataset '{name}': {str(path)!r} lacks arrays {absent}; it needs {list(keys)}")
     arrays = [found[k] for k in keys]
+    for key, array in zip(keys, arrays, strict=True):
+        if array.dtype.kind not in "biuf" and not (key.startswith("y") and array.dtype.kind in "US"):
+            raise ValueError(f"dataset '{name}': array {key!r} in {str(path)!r} has dtype {array.dtype}; "
+                             "inputs must be numbers (labels may be numbers or strings)")
+    for x_key, y_key in zip(keys[::2], keys[1::2], strict=True):
+        x, y = found[x_key], found[y_key]
+        if x.ndim < 2 or y.ndim not in (1, 2) or len(x) != len(y) or not len(x):
+            raise ValueError(f"dataset '{name}': {str(path)!r} holds {x_key} of shape {x.shape} and {y_key} of shape "
+                             f"{y.shape}; it needs {x_key} as (examples, features...) and {y_key} as (examples,) or "
+                             "(examples, targets), with the same number of examples")
     if name == "npz":
         return arrays[0], arrays[1], options["task"], None
     x, y, x_test, y_test = arrays
+    if x.ndim != 3 or x_test.shape[1:] != x.shape[1:]:
+        raise ValueError(f"dataset '{name}': {str(path)!r} holds x_train of shape {x.shape} and x_test of shape "
+                         f"{x_test.shape}; it needs grey images as (examples, height, width), the same size in both")
     # 28x28 grey images: add the channel axis so the CNN can use them
     return x[..., None], y, "multiclass", (x_test[..., None], y_test)
 
@@ -241,9 +260,15 @@ def load_dataset(spec):
         task = _infer_task(y)
     notes, classes = [], []
     if task != "regression":
+        if y.ndim != 1:
+            raise ValueError(f"dataset '{name}': a {task} task needs one label per example, got targets of shape "
+                             f"{y.shape}; use task = 'regression' for several targets")
         classes, y = np.unique(y, return_inverse=True)
         if test is not None:
             test = (test[0], np.searchsorted(classes, test[1]))
+        if len(classes) < 2:
+            raise ValueError(f"dataset '{name}': a {task} task needs at least 2 classes, found {len(classes)} "
+                             f"({', '.join(map(str, classes[:1]))}); check the target column or labels")
         if task == "binary" and len(classes) != 2:
             raise ValueError(f"dataset '{name}': task 'binary' needs 2 classes, found {len(classes)}")
     elif not np.issubdtype(y.dtype, np.number):

@@ -75,7 +75,7 @@ def html_text(text):
 
 
 def cell_text(value, digits=4):
-    """A table value as text: numbers to `digits` significant digits, missing as `-`."""
+    """A table value as text: numbers to `digits` significant digits, missing or blank as `-`."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, bool):
@@ -92,7 +92,8 @@ def cell_text(value, digits=4):
             return "-"
     except (TypeError, ValueError):
         pass
-    return " ".join(str(value).split("\n"))
+    text = " ".join(str(value).split("\n"))
+    return text if text.strip() else "-"  # blank is missing, as a CSV reads it back
 
 
 def table_cells(frame, digits=4):

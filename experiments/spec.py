@@ -7,16 +7,22 @@ trains and reports them all at once. Nothing here imports TensorFlow.
 
 import ast
 import copy
+import hashlib
 import itertools
+import json
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import initializers
+from experiments.budget import check_memory
 from experiments.datasets import DATASETS, load_dataset
 from experiments.optimizers import OPTIMIZERS
+from experiments.store import check_name
+from initializers import INITIALIZERS
 from initializers.registry import label, slug
-from models.builders import MODELS
+from models.builders import MODELS, layer_sizes
 from models.losses import DEFAULT_METRICS, LOSSES, METRICS, check_loss
 
 DEFAULTS = {
@@ -44,6 +50,12 @@ DEFAULTS = {
     "tune": None,
 }
 REQUIRED = ("dataset", "initializers", "losses")
+# upper bounds: beyond them a value is a typo, not an experiment these machines can run
+MAXIMA = {"learning_rate": 1e12, "batch_size": 10**7, "epochs": 100_000, "tune.max_trials": 100_000,
+          "tune.learning_rate.min": 1e6, "tune.learning_rate.max": 1e6, "tune.learning_rate.step": 1e6,
+          "tune.batch_size": 10**7, "tune.hyperband_factor": 100, "tune.hyperband_iterations": 1000,
+          "tune.max_consecutive_failed_trials": 100_000}
+MAX_SEED = 2**32 - 1
 ENGINES = ("vectorized", "keras")  # vectorized falls back to keras where it cannot train a model
 # Axes in grid order: (spec field, run key, may the field be a single value?)
 AXES = (
@@ -71,19 +83,25 @@ def load_config(path):
     if not path.is_file():
         raise SpecError([f"config file not found: {str(path)!r}"])
     try:
-        config = tomllib.loads(path.read_text())
+        config = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is legal UTF-8
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SpecError([f"config {str(path)!r} is not valid TOML: {e}"]) from None
+        raise SpecError([f"config {str(path)!r} is not valid TOML: {' '.join(str(e).split())}"]) from None
+    except OSError as e:
+        raise SpecError([f"config {str(path)!r} cannot be read: {e.strerror}"]) from None
     config.setdefault("name", path.stem)
     return config
 
 
 def parse_value(text):
-    """A `--set` value: a Python/TOML-like literal, or else the bare string (`optimizer=sgd`)."""
+    """A `--set` value: a Python/TOML-like literal, or else the bare string (`optimizer=sgd`).
+    A value that opens a list, table or tuple must be a whole literal."""
     text = {"true": "True", "false": "False"}.get(text.strip(), text)
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        if text.strip()[:1] in ("[", "{", "("):
+            raise ValueError(f"--set value {text!r} is not a literal (numbers, strings in quotes, lists, tables; "
+                             "no expressions such as 10**6)") from None
         return text
 
 
@@ -99,7 +117,7 @@ def apply_overrides(config, assignments):
         elif head not in DEFAULTS:
             problems.append(f"--set: unknown key {head!r}; valid keys: {', '.join(DEFAULTS)}")
         elif not sub:
-            config[key] = parse_value(text)
+            config[key] = _check(problems, parse_value, text)
         elif head not in ("dataset", "model", "early_stopping", "thresholds", "bias_initializer", "optimizer",
                           "diagnostics", "tune"):
             problems.append(f"--set {key!r}: {head!r} is not a table; set it as {head}=value")
@@ -108,7 +126,7 @@ def apply_overrides(config, assignments):
         else:
             table = config.get(head, DEFAULTS[head])
             table = {"name": table} if isinstance(table, str) else dict(table or {})
-            table[sub] = parse_value(text)
+            table[sub] = _check(problems, parse_value, text)
             config[head] = table
     if problems:
         raise SpecError(problems)
@@ -128,12 +146,33 @@ def _check(problems, fn, *args):
         return None
 
 
-def _number(field, value, kind, minimum_exclusive=0):
+def _number(field, value, kind, minimum_exclusive=0, maximum=None):
+    """A number of the right kind, finite, > `minimum_exclusive` and <= `maximum`."""
+    maximum = MAXIMA.get(field, 1e9) if maximum is None else maximum
     ok = isinstance(value, int if kind is int else int | float) and not isinstance(value, bool)
-    if not ok or not value > minimum_exclusive:
-        what = "an integer" if kind is int else "a number"
-        raise ValueError(f"{field} must be {what} > {minimum_exclusive}, got {value!r}")
+    if not ok or not math.isfinite(value) or not minimum_exclusive < value <= maximum:
+        what = "an integer" if kind is int else "a finite number"
+        raise ValueError(f"{field} must be {what} > {_shown(minimum_exclusive)} and <= {_shown(maximum)}, "
+                         f"got {value!r}")
     return value
+
+
+def _shown(bound):
+    return f"{bound:,.0f}" if float(bound).is_integer() else f"{bound:g}"
+
+
+def _check_unique(field, values, parse=None):
+    """Every axis value once: two values that resolve alike (`he_normal` and `{ name = "he_normal" }`,
+    `0.001` and `1e-3`) would be one run twice, written to one folder."""
+    seen = {}
+    for value in values:
+        if value is None:
+            continue
+        key = json.dumps(parse(value), sort_keys=True) if parse else repr(float(value))
+        if key in seen:
+            same = "" if seen[key] == value else f" ({seen[key]!r} and {value!r} are the same)"
+            raise ValueError(f"{field} lists {label(value) if parse else value!r} twice{same}; give each value once")
+        seen[key] = value
 
 
 def validate(config):
@@ -152,8 +191,9 @@ def validate(config):
     if missing:
         problems.append(f"config needs {', '.join(missing)}")
     spec = {**copy.deepcopy(DEFAULTS), **{k: v for k, v in config.items() if k in DEFAULTS}}
-    if not isinstance(spec["name"], str) or not spec["name"] or slug(spec["name"]) != spec["name"]:
-        problems.append(f"name must be a non-empty folder-safe string (letters, digits, . _ -), got {spec['name']!r}")
+    _check(problems, check_name, spec["name"])
+    if not isinstance(spec["description"], str):
+        problems.append(f"description must be a string (what the experiment compares), got {spec['description']!r}")
     if missing:
         raise SpecError(problems)
 
@@ -162,18 +202,26 @@ def validate(config):
                          ("losses", LOSSES.parse), ("optimizer", OPTIMIZERS.parse)):
         values = _as_list(spec[field])
         if not values:
-            problems.append(f"{field} must not be empty")
+            problems.append(f"{field} must not be an empty list")
         spec[field] = [_check(problems, parse, v) for v in values]
+        resolve = {"initializers": INITIALIZERS, "losses": LOSSES, "optimizer": OPTIMIZERS, "dataset": DATASETS,
+                   "model": MODELS}[field].resolve
+        _check(problems, _check_unique, field, spec[field], lambda v, r=resolve: [v["name"], r(v)])
     for field, kind in (("learning_rate", float), ("batch_size", int)):
-        spec[field] = [_check(problems, _number, field, v, kind) for v in _as_list(spec[field])]
+        values = _as_list(spec[field])
+        if not values:
+            problems.append(f"{field} must not be an empty list")
+        spec[field] = [_check(problems, _number, field, v, kind) for v in values]
+        if None not in spec[field]:
+            _check(problems, _check_unique, field, spec[field])
     _check(problems, _number, "epochs", spec["epochs"], int)
     seeds = spec["seeds"]
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                      for s in seeds) and len(set(seeds)) == len(seeds)):
-        problems.append(f"seeds must be a non-empty list of distinct integers >= 0, got {seeds!r}")
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and
+                                                      0 <= s <= MAX_SEED for s in seeds)
+            and len(set(seeds)) == len(seeds)):
+        problems.append(f"seeds must be a non-empty list of distinct integers from 0 to {MAX_SEED}, got {seeds!r}")
     if spec["engine"] not in ENGINES:
         problems.append(f"engine {spec['engine']!r} is unknown; valid engines: {', '.join(ENGINES)}")
-    _check(problems, _check_early_stopping, spec)
     _check(problems, _check_diagnostics, spec)
 
     datasets = [_check(problems, load_dataset, d) for d in spec["dataset"] if d is not None]
@@ -187,22 +235,35 @@ def validate(config):
             if loss is not None:
                 _check(problems, check_loss, loss, task)
         spec["metrics"] = spec["metrics"] or DEFAULT_METRICS[task]
+        known = len(problems)
         _check(problems, _check_metrics, spec["metrics"], spec["thresholds"], task)
+        if len(problems) == known:  # the monitor is checked against the metrics
+            _check(problems, _check_early_stopping, spec)
         for model, dataset in itertools.product(spec["model"], datasets):
-            if isinstance(model, dict) and model["name"] == "cnn" and len(dataset.input_shape) != 3:
-                problems.append(
-                    f"model 'cnn' needs image-shaped data; dataset '{dataset.name}' has inputs of shape "
-                    f"{tuple(dataset.input_shape)} (use model 'mlp' or 'linear', or digits/mnist)"
-                )
+            if model is not None:
+                _check(problems, _check_model, model, dataset)
+        if not problems:
+            _check(problems, check_memory, spec, datasets)
     if spec["claim"] is not None and not problems:
         from experiments.claims import check_claim
 
-        spec["claim"] = _check(problems, check_claim, spec, expand(spec))
+        spec["claim"] = _check(problems, check_claim, spec, expand(spec), datasets)
     if spec["tune"] is not None and not problems:
         spec["tune"] = _check(problems, check_tune, spec)
     if problems:
         raise SpecError(problems)
     return spec, datasets
+
+
+def _check_model(model, dataset):
+    """A model that can be built on a dataset's inputs (`models.builders.layer_sizes` checks it)."""
+    try:
+        layer_sizes(model, dataset.input_shape, max(dataset.n_classes, 1))
+    except ValueError as e:
+        if MODELS.parse(model)["name"] == "cnn" and len(dataset.input_shape) != 3:
+            raise ValueError(f"model 'cnn' needs image-shaped data; dataset '{dataset.name}' has inputs of shape "
+                             f"{tuple(dataset.input_shape)} (use model 'mlp' or 'linear', or digits/mnist)") from None
+        raise ValueError(f"{e} (dataset '{dataset.name}', inputs {tuple(dataset.input_shape)})") from None
 
 
 def _check_early_stopping(spec):
@@ -215,10 +276,17 @@ def _check_early_stopping(spec):
     unknown = set(merged) - set(DEFAULTS["early_stopping"])
     if unknown:
         raise ValueError(f"early_stopping has unknown keys {sorted(unknown)}; valid: monitor, patience, min_delta")
-    if not (isinstance(merged["patience"], int) and merged["patience"] >= 0):
-        raise ValueError(f"early_stopping.patience must be an integer >= 0 (0 = off), got {merged['patience']!r}")
-    if not isinstance(merged["min_delta"], int | float) or merged["min_delta"] < 0:
-        raise ValueError(f"early_stopping.min_delta must be a number >= 0, got {merged['min_delta']!r}")
+    patience = merged["patience"]
+    if not (isinstance(patience, int) and not isinstance(patience, bool) and 0 <= patience <= MAXIMA["epochs"]):
+        raise ValueError(f"early_stopping.patience must be an integer from 0 (off) to {MAXIMA['epochs']}, "
+                         f"got {patience!r}")
+    delta = merged["min_delta"]
+    if not isinstance(delta, int | float) or isinstance(delta, bool) or not math.isfinite(delta) or delta < 0:
+        raise ValueError(f"early_stopping.min_delta must be a finite number >= 0, got {delta!r}")
+    logged = [p + m for p in ("", "val_") for m in ["loss", *spec["metrics"]]]
+    if merged["monitor"] not in logged:
+        raise ValueError(f"early_stopping.monitor {merged['monitor']!r} is not a logged metric; valid: "
+                         f"{', '.join(logged)}")
     spec["early_stopping"] = merged
 
 
@@ -228,9 +296,11 @@ def _check_diagnostics(spec):
         raise ValueError(f"diagnostics must be a table (every, probe) or false, got {value!r}")
     merged = {**DEFAULTS["diagnostics"], **value}
     for key, minimum in (("every", 0), ("probe", 1)):
-        if not (isinstance(merged[key], int) and not isinstance(merged[key], bool) and merged[key] >= minimum):
-            raise ValueError(f"diagnostics.{key} must be an integer >= {minimum}, got {merged[key]!r}"
-                             + (" (0 = off)" if key == "every" else ""))
+        if not (isinstance(merged[key], int) and not isinstance(merged[key], bool) and
+                minimum <= merged[key] <= MAXIMA["epochs"]):
+            raise ValueError(f"diagnostics.{key} must be an integer >= {minimum}"
+                             + (" (0 = off)" if key == "every" else "") + f" and <= {MAXIMA['epochs']}, "
+                             f"got {merged[key]!r}")
     spec["diagnostics"] = merged
 
 
@@ -238,17 +308,20 @@ def _check_metrics(metrics, thresholds, task):
     if not isinstance(metrics, list):
         raise ValueError(f"metrics must be a list of names, got {metrics!r}")
     for m in metrics:
-        if m not in METRICS or task not in METRICS[m]:
+        if not isinstance(m, str) or m not in METRICS or task not in METRICS[m]:
             valid = [n for n, tasks in METRICS.items() if task in tasks]
             raise ValueError(f"metric {m!r} does not apply to a {task} task; valid metrics: {', '.join(valid)}")
+    repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+    if repeated:
+        raise ValueError(f"metrics lists {', '.join(map(repr, repeated))} more than once; give each metric once")
     if not isinstance(thresholds, dict):
         raise ValueError(f"thresholds must be a table of metric = value, got {thresholds!r}")
     known = [p + m for p in ("", "val_") for m in ["loss", *metrics]]
     for key, value in thresholds.items():
         if key not in known:
             raise ValueError(f"threshold on {key!r}: not a recorded metric; valid: {', '.join(known)}")
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise ValueError(f"threshold {key} must be a number, got {value!r}")
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"threshold {key} must be a finite number, got {value!r}")
 
 
 TUNE_DEFAULTS = {
@@ -335,17 +408,23 @@ class RunSpec:
     config: dict  # everything needed to train it, all values single
 
 
-def expand(spec):
-    """The product of the list-valued axes and the seeds, in a stable order."""
+def expand(spec, show=()):
+    """The product of the list-valued axes and the seeds, in a stable order.
+
+    Args:
+        show: axes to name in the run ids even when they hold one value (the tuned comparison
+            names each cell's learning rate and batch size, which differ between its searches).
+    """
     values = [_as_list(spec[field]) for field, _, _ in AXES]  # older records hold single values
-    shown = [i for i, (_, _, single) in enumerate(AXES) if not single or len(values[i]) > 1]
+    shown = [i for i, (_, key, single) in enumerate(AXES) if not single or len(values[i]) > 1 or key in show]
     # the description and claim are documentation: editing them must not make finished runs stale
     documentation = {"description", "claim", "tune"}  # tune: `run` trains the spec's own grid, untuned
     shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds"} | documentation}
+    combos = list(itertools.product(*values))
+    slugs = _cell_slugs([[_axis_slug(AXES[i][1], combo[i]) for i in shown] for combo in combos])
     runs = []
-    for combo in itertools.product(*values):
+    for combo, cell_slug in zip(combos, slugs, strict=True):
         axes = {key: value for (_, key, _), value in zip(AXES, combo, strict=True)}
-        cell_slug = "__".join(_axis_slug(AXES[i][1], combo[i]) for i in shown)
         cell = " | ".join(_cell_part(AXES[i][1], combo[i]) for i in shown)
         for seed in spec["seeds"]:
             runs.append(RunSpec(
@@ -355,6 +434,20 @@ def expand(spec):
                 config={**shared, **axes, "seed": seed},
             ))
     return runs
+
+
+MAX_SLUG = 120  # characters of a cell's folder name (a file system allows 255 bytes)
+
+
+def _cell_slugs(parts):
+    """One folder name per cell: its axis slugs joined by `__`. A name that is too long, or that
+    two different cells would share (slugs replace unsafe characters), gets a short hash of the
+    cell's own values, so every cell has its own folder."""
+    names = ["__".join(p) for p in parts]
+    hashed = [hashlib.sha256(json.dumps(p).encode()).hexdigest()[:8] for p in parts]
+    counts = {n: names.count(n) for n in names}
+    return [f"{n[:MAX_SLUG - 9]}-{h}" if counts[n] > 1 or len(n) > MAX_SLUG else n
+            for n, h in zip(names, hashed, strict=True)]
 
 
 def _axis_label(value):
@@ -368,4 +461,7 @@ def _cell_part(key, value):
 def _axis_slug(key, value):
     if isinstance(value, dict | str):
         return slug(value)
-    return {"learning_rate": "lr", "batch_size": "bs"}[key] + f"{value:g}"
+    short = f"{value:g}"
+    # enough digits to tell every value apart: 0.001 and 0.0010000001 get different folders
+    text = short if float(short) == value else repr(float(value))
+    return {"learning_rate": "lr", "batch_size": "bs"}[key] + text

@@ -36,7 +36,8 @@ def check_name(name, what="name"):
     """An experiment name that is one safe folder name; ValueError naming what is valid."""
     if not isinstance(name, str) or not NAME.fullmatch(name) or name in RESERVED:
         reserved = f", and not {', '.join(RESERVED)}" if name in RESERVED else ""
-        raise ValueError(f"{what} {name!r} is not a valid experiment name: 1 to 64 letters, digits, '.', '_' or "
+        shown = f"{name[:40]!r}... ({len(name)} characters)" if isinstance(name, str) and len(name) > 64 else repr(name)
+        raise ValueError(f"{what} {shown} is not a valid experiment name: 1 to 64 letters, digits, '.', '_' or "
                          f"'-', starting with a letter or digit{reserved}")
     return name
 

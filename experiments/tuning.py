@@ -425,7 +425,9 @@ def tuned_runs(spec, best):
     for row in best:
         cell_spec = {**spec, "initializers": [inits[row["initializer"]]], "losses": [losses[row["loss"]]],
                      "learning_rate": [row["learning_rate"]], "batch_size": [row["batch_size"]]}
-        runs += expand(cell_spec)
+        # named in the run ids: when a resumed search finds better settings, the cell's old runs
+        # leave the grid (moved aside, kept) instead of being replaced
+        runs += expand(cell_spec, show=("learning_rate", "batch_size"))
     tuned = {**spec, "name": f"{spec['name']}_tuned", "tune": None,
              "learning_rate": sorted({r["learning_rate"] for r in best}),
              "batch_size": sorted({r["batch_size"] for r in best}),

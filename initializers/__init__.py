@@ -13,11 +13,14 @@ import numpy as np
 from initializers.registry import Entry, Registry, label, slug
 
 _VS = "https://arxiv.org/abs/1502.01852"
+# a weight beyond a million is no initialization a network can train from
+_SCALE = (-1e6, 1e6)
 INITIALIZERS = Registry(
     "initializer",
     {
-        "random_normal": Entry({"mean": 0.0, "stddev": 0.05}, positive=("stddev",)),
-        "random_uniform": Entry({"minval": -0.05, "maxval": 0.05}),
+        "random_normal": Entry({"mean": 0.0, "stddev": 0.05}, positive=("stddev",),
+                               ranges={"mean": _SCALE, "stddev": _SCALE}),
+        "random_uniform": Entry({"minval": -0.05, "maxval": 0.05}, ranges={"minval": _SCALE, "maxval": _SCALE}),
         "zeros": Entry(),
         "ones": Entry(),
         "glorot_normal": Entry(note="Reference: https://proceedings.mlr.press/v9/glorot10a.html"),
@@ -26,8 +29,9 @@ INITIALIZERS = Registry(
         "he_uniform": Entry(note=f"Reference: {_VS}"),
         "lecun_normal": Entry(note="Reference: https://arxiv.org/abs/1706.02515"),
         "lecun_uniform": Entry(note="Reference: https://arxiv.org/abs/1706.02515"),
-        "truncated_normal": Entry({"mean": 0.0, "stddev": 0.05}, positive=("stddev",)),
-        "orthogonal": Entry({"gain": 1.0}, note="Reference: https://arxiv.org/abs/1312.6120"),
+        "truncated_normal": Entry({"mean": 0.0, "stddev": 0.05}, positive=("stddev",),
+                                  ranges={"mean": _SCALE, "stddev": _SCALE}),
+        "orthogonal": Entry({"gain": 1.0}, ranges={"gain": _SCALE}, note="Reference: https://arxiv.org/abs/1312.6120"),
         "variance_scaling": Entry(
             {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
             choices={
@@ -35,8 +39,9 @@ INITIALIZERS = Registry(
                 "distribution": ("truncated_normal", "untruncated_normal", "uniform"),
             },
             positive=("scale",),
+            ranges={"scale": _SCALE},
         ),
-        "constant": Entry({"value": 0.0}),
+        "constant": Entry({"value": 0.0}, ranges={"value": _SCALE}),
     },
 )
 # Initializers that take no seed: they are deterministic.

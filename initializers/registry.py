@@ -6,6 +6,7 @@ be validated without importing TensorFlow; building the Keras object is each cat
 `get`.
 """
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -18,13 +19,17 @@ class Entry:
         choices: for some parameters, the allowed values.
         positive: parameters that must be > 0.
         unit_interval: parameters that must lie in [0, 1).
+        ranges: for some parameters, the (lowest, highest) value allowed; for a list, of each element.
         note: one line shown by `python -m experiments list` (tasks, reference, ...).
+
+    Every number must be finite, whatever the entry says.
     """
 
     params: dict = field(default_factory=dict)
     choices: dict = field(default_factory=dict)
     positive: tuple = ()
     unit_interval: tuple = ()
+    ranges: dict = field(default_factory=dict)
     note: str = ""
 
 
@@ -34,12 +39,16 @@ def _type_name(default):
     if isinstance(default, int):
         return "an integer"
     if isinstance(default, float):
-        return "a number"
+        return "a finite number"
     if isinstance(default, str):
         return "a string"
     if isinstance(default, list):
         return "a list"
     return type(default).__name__
+
+
+def _bound(value):
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
 
 
 def _fits(value, default):
@@ -48,7 +57,7 @@ def _fits(value, default):
     if isinstance(default, int):
         return isinstance(value, int) and not isinstance(value, bool)
     if isinstance(default, float):
-        return isinstance(value, int | float) and not isinstance(value, bool)
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if isinstance(default, list):
         # the elements must fit the default's first element, e.g. widths [64, 64] takes integers
         return isinstance(value, list) and (not default or all(_fits(v, default[0]) for v in value))
@@ -107,6 +116,12 @@ class Registry:
                 raise ValueError(f"{where} must be > 0, got {value!r}")
             if key in entry.unit_interval and not 0 <= value < 1:
                 raise ValueError(f"{where} must be in [0, 1), got {value!r}")
+            if key in entry.ranges:
+                low, high = entry.ranges[key]
+                for item in value if isinstance(value, list) else [value]:
+                    if not low <= item <= high:
+                        each = "each element of " if isinstance(value, list) else ""
+                        raise ValueError(f"{each}{where} must be from {_bound(low)} to {_bound(high)}, got {value!r}")
         return {"name": name, **params}
 
     def resolve(self, spec):

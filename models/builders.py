@@ -4,12 +4,17 @@ initializer. They know nothing about experiments.
 Layers are named `hidden_<i>` and `output` so diagnostics and reports can refer to them.
 """
 
+import math
+from dataclasses import dataclass
+
 import initializers
 from initializers.registry import Entry, Registry
 from models.activations import ACTIVATIONS
 
 _HIDDEN = ACTIVATIONS.names[:-1]  # softmax is for outputs
 _COMMON = {"l1": 0.0, "l2": 0.0}
+_PENALTY = (0.0, 1e3)  # L1/L2 factors: >= 0 (a negative penalty rewards large weights)
+MAX_WIDTH, MAX_LAYERS = 65536, 1000
 MODELS = Registry(
     "model",
     {
@@ -17,14 +22,18 @@ MODELS = Registry(
             {"widths": [64, 64], "activation": "relu", "dropout": 0.0, "batch_norm": False, **_COMMON},
             choices={"activation": _HIDDEN},
             unit_interval=("dropout",),
+            ranges={"widths": (1, MAX_WIDTH), "l1": _PENALTY, "l2": _PENALTY},
             note="multi-layer perceptron; widths lists the hidden layers",
         ),
-        "linear": Entry(dict(_COMMON), note="no hidden layer: linear/logistic regression, the perceptron"),
+        "linear": Entry(dict(_COMMON), ranges={"l1": _PENALTY, "l2": _PENALTY},
+                        note="no hidden layer: linear/logistic regression, the perceptron"),
         "cnn": Entry(
             {"filters": [8, 16], "kernel_size": 3, "widths": [32], "activation": "relu", "dropout": 0.0, **_COMMON},
             choices={"activation": _HIDDEN},
             positive=("kernel_size",),
             unit_interval=("dropout",),
+            ranges={"filters": (1, 4096), "kernel_size": (1, 64), "widths": (1, MAX_WIDTH), "l1": _PENALTY,
+                    "l2": _PENALTY},
             note="small CNN for image-shaped data (conv + 2x2 max-pool per filter count, then dense)",
         ),
     },
@@ -128,6 +137,53 @@ def build_cnn(input_shape, head, *, kernel_initializer="glorot_uniform", bias_in
 
 
 BUILDERS = {"mlp": build_mlp, "linear": build_linear, "cnn": build_cnn}
+
+
+@dataclass(frozen=True)
+class LayerSize:
+    """One weighted layer of a catalogue model: its name, activation, weights and outputs per example."""
+
+    name: str
+    activation: str
+    params: int
+    outputs: int
+
+
+def layer_sizes(model, input_shape, units, head_activation="linear"):
+    """The weighted layers `build` makes for a model, computed without TensorFlow.
+
+    Raises:
+        ValueError: a model that cannot be built on these inputs (a CNN kernel larger than its
+            input, too many layers), naming the value and what would fit.
+    """
+    spec = MODELS.parse(model)
+    options = MODELS.resolve(spec)
+    widths = options.get("widths", []) if spec["name"] != "linear" else []
+    filters = options.get("filters", []) if spec["name"] == "cnn" else []
+    if len(widths) + len(filters) > MAX_LAYERS:
+        raise ValueError(f"model '{spec['name']}' has {len(widths) + len(filters)} layers; at most {MAX_LAYERS}")
+    layers, activation = [], options.get("activation", "linear")
+    if filters:
+        if len(input_shape) != 3:
+            raise ValueError(f"model 'cnn' needs image-shaped inputs (height, width, channels), "
+                             f"got {tuple(input_shape)}")
+        height, width, channels = input_shape
+        for i, n in enumerate(filters):
+            kernel = options["kernel_size"]
+            if kernel > min(height, width):
+                raise ValueError(f"model 'cnn' parameter 'kernel_size' is {kernel}, larger than the {height}x{width} "
+                                 f"input of its convolution {i + 1} (filters {filters}); use kernel_size <= "
+                                 f"{min(height, width)} or fewer filters")
+            layers.append(LayerSize(f"hidden_{i}", activation, kernel * kernel * channels * n + n, height * width * n))
+            height, width, channels = -(-height // 2), -(-width // 2), n  # 2x2 max-pool, same padding
+        fan_in = height * width * channels
+    else:
+        fan_in = math.prod(input_shape)
+    for width in widths:
+        layers.append(LayerSize(f"hidden_{len(layers)}", activation, fan_in * width + width, width))
+        fan_in = width
+    layers.append(LayerSize("output", head_activation, fan_in * units + units, units))
+    return layers
 
 
 def build(model, input_shape, head, kernel_initializer, bias_initializer="zeros", seed=0):

@@ -20,6 +20,7 @@ LOSSES = Registry(
         "huber": Entry(
             {"delta": 1.0},
             positive=("delta",),
+            ranges={"delta": (0, 1e6)},
             note="all tasks; Reference: https://doi.org/10.1214/aoms/1177703732",
         ),
         "binary_crossentropy": Entry(note="binary tasks; one sigmoid output"),

@@ -72,10 +72,11 @@ def _reload(search_dir, project, tuner=kt.RandomSearch, **kwargs):
                                                          "'max'"),
     ({"objective": "val_auc"}, "tune.objective 'val_auc' is not a validation metric of this spec; valid: val_loss, "
                                "val_accuracy"),
-    ({"learning_rate": {"min": 0.1, "max": 0.01}}, "tune.learning_rate.max must be a number > 0.1, got 0.01"),
+    ({"learning_rate": {"min": 0.1, "max": 0.01}},
+     "tune.learning_rate.max must be a finite number > 0.1 and <= 1,000,000, got 0.01"),
     ({"learning_rate": {"low": 0.1}}, "tune.learning_rate must be a table (min, max, sampling, step)"),
     ({"batch_size": [32, 32]}, "tune.batch_size must be a non-empty list of distinct integers > 0"),
-    ({"max_trials": 0}, "tune.max_trials must be an integer > 0, got 0"),
+    ({"max_trials": 0}, "tune.max_trials must be an integer > 0 and <= 100,000, got 0"),
     ({"speed": 1}, "tune: unknown keys ['speed']"),
 ])
 def test_a_bad_tune_table_is_a_one_line_error(tmp_path, capsys, tune, message):

@@ -59,7 +59,7 @@ def test_layer_seeds_are_deterministic_and_distinct():
     ("he_normall", "valid names: random_normal"),
     ({"name": "random_normal", "std": 0.1}, "has no parameter 'std'; its parameters: mean, stddev"),
     ({"name": "random_normal", "stddev": -1.0}, "must be > 0"),
-    ({"name": "random_normal", "stddev": "big"}, "must be a number"),
+    ({"name": "random_normal", "stddev": "big"}, "must be a finite number"),
     ({"name": "variance_scaling", "mode": "fan_max"}, "valid values: fan_in, fan_out, fan_avg"),
     ({"name": "random_uniform", "minval": 1.0, "maxval": 0.0}, "minval < maxval"),
     (3, "Could not interpret initializer identifier"),

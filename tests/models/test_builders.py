@@ -1,8 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 
 from models import build, build_cnn, build_linear, build_mlp, head_for
-from models.losses import LOSSES, encode_targets
+from models.losses import LOSSES, Head, encode_targets
 
 
 def _kernels(model):
@@ -90,3 +92,23 @@ def test_huber_delta_reaches_keras():
     assert float(get("huber")(np.zeros((1, 1)), np.full((1, 1), 2.0))) == pytest.approx(1.5)
     assert set(LOSSES.names) == {"mean_squared_error", "mean_absolute_error", "huber", "binary_crossentropy",
                                  "categorical_crossentropy"}
+
+
+@pytest.mark.parametrize("model, input_shape", [
+    ("mlp", (8, 8, 1)), ("linear", (30,)), ({"name": "mlp", "widths": [5, 7, 3], "batch_norm": True}, (4,)),
+    ("cnn", (8, 8, 1)), ({"name": "cnn", "filters": [4, 6, 2], "kernel_size": 2, "widths": [9, 5]}, (28, 28, 1)),
+])
+def test_layer_sizes_match_the_keras_models_weights_and_outputs(model, input_shape):
+    """The shape walk the memory estimate and claim validation use, against the built model."""
+    import keras
+
+    from models.builders import layer_sizes
+
+    head = Head(10, "softmax", "one_hot")
+    built = build(model, input_shape, head, "glorot_uniform", "zeros", 0)
+    weighted = [layer for layer in built.layers if isinstance(layer, keras.layers.Dense | keras.layers.Conv2D)]
+    sizes = layer_sizes(model, input_shape, head.units, head.activation)
+    assert [s.name for s in sizes] == [layer.name for layer in weighted]
+    assert [s.params for s in sizes] == [layer.count_params() for layer in weighted]
+    assert [s.outputs for s in sizes] == [math.prod(layer.output.shape[1:]) for layer in weighted]
+    keras.backend.clear_session()
