@@ -8,7 +8,6 @@ folders, tables, reports and TensorBoard look the same whichever engine trained 
 import time
 
 from experiments.diagnostics import due, keras_probe
-from experiments.store import StorageError
 from experiments.training import epoch_orders, failure_reason, steps_per_epoch
 
 
@@ -120,8 +119,8 @@ def train_runs(jobs, data):
         try:
             test, train_set = train_one(run, data, recorder)
             result = recorder.finish("ok", time.perf_counter() - started, test, train_set=train_set)
-        except StorageError:
-            raise  # the disk refused a record: not a result of training
+        except OSError:
+            raise  # the disk refused a record (`StorageError`): not a result of training
         except Exception as e:  # noqa: BLE001 - a failed run is data; the grid goes on
             result = recorder.finish("failed", time.perf_counter() - started, reason=failure_reason(e))
         keras.backend.clear_session()  # keep graph memory flat over long grids

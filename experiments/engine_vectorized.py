@@ -24,7 +24,6 @@ import time
 import numpy as np
 
 from experiments.diagnostics import backprop, due
-from experiments.store import StorageError
 from experiments.training import epoch_orders, failure_reason
 from models.builders import MODELS
 
@@ -77,8 +76,8 @@ def train_runs(jobs, data):
             recorder.start()
         try:
             results += Group(members, data, head).train(started)
-        except StorageError:
-            raise  # the disk refused a record: not a result of training
+        except OSError:
+            raise  # the disk refused a record (`StorageError`): not a result of training
         except Exception as e:  # noqa: BLE001 - a failed group is data; the grid goes on
             wall = (time.perf_counter() - started) / len(members)
             results += [recorder.finish("failed", wall, reason=failure_reason(e)) for _, recorder in members]

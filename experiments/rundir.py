@@ -12,6 +12,7 @@ row per epoch (a run without result.json is retrained from scratch, so a torn ro
                               train/ validation/ test/ and events   TensorBoard (diagnostics in the events)
 """
 
+import contextlib
 import csv
 import io
 import json
@@ -210,6 +211,13 @@ class RunRecorder:
         if self.on_finish:
             self.on_finish(self.run, result)
         return result
+
+    def close(self):
+        """Close the run's TensorBoard files if it ended without `finish` (an error, an interrupt):
+        they are abandoned with the run (it is retrained), so a failure to flush them does not count."""
+        if self.log is not None:
+            with contextlib.suppress(OSError):
+                self.log.close()
 
     def _epoch_time(self, share):
         """Median seconds per epoch; the first epoch (graph tracing and compiling) counts only alone."""

@@ -205,7 +205,11 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
             jobs = [(run, rundir.RunRecorder(run, exp_dir / run.run_id, exp_dir, on_epoch,
                                              on_finish=lambda run, result: bar.update(), write=writes[run.run_id]))
                     for run in group]
-            _engines()[group[0].config["engine"]].train_runs(jobs, by_label[group[0].axes["dataset"]])
+            try:
+                _engines()[group[0].config["engine"]].train_runs(jobs, by_label[group[0].axes["dataset"]])
+            finally:
+                for _, recorder in jobs:
+                    recorder.close()
             trained += sum(writes.values())
             retrained += len(group) - sum(writes.values())
         finally:

@@ -52,9 +52,13 @@ class Events:
 
         if not isinstance(summary, Summary):  # some helpers return TensorFlow's copy of the proto
             summary = Summary.FromString(summary.SerializeToString())
-        if group not in self.writers:
-            self.writers[group] = EventFileWriter(str(self.root / group), max_queue_size=1000)
-        self.writers[group].add_event(Event(wall_time=time.time(), step=step, summary=summary))
+        try:
+            if group not in self.writers:
+                self.writers[group] = EventFileWriter(str(self.root / group), max_queue_size=1000)
+            # the writer writes in a thread: a failed write (a full disk) surfaces at a later call
+            self.writers[group].add_event(Event(wall_time=time.time(), step=step, summary=summary))
+        except Exception as e:  # noqa: BLE001 - OSError, or TensorFlow's errors when it does the file I/O
+            raise _storage_error(self.root, e) from None
 
     def scalars(self, group, step, values):
         """`{tag: number}` as one event (what `scalar_pb` writes per value, without its overhead)."""
@@ -77,8 +81,24 @@ class Events:
         self.write(group, 0, text_pb(tag, text))
 
     def close(self):
+        """Flush and close every writer; `StorageError` when the disk refused what was written."""
+        failed = None
         for writer in self.writers.values():
-            writer.close()
+            try:
+                writer.close()
+            except Exception as e:  # noqa: BLE001 - as in `write`
+                failed = failed or e
+        self.writers = {}
+        if failed is not None:
+            raise _storage_error(self.root, failed)
+
+
+def _storage_error(root, error):
+    """A failure of an event writer as `StorageError`: TensorFlow's file errors (a full disk is its
+    ResourceExhaustedError) carry no errno, only `<path>; <reason>`."""
+    reason = getattr(error, "strerror", None) or str(error).rpartition("; ")[2] or type(error).__name__
+    return store.StorageError(getattr(error, "errno", None), f"cannot write TensorBoard events in {str(root)!r}: "
+                                                             f"{reason}")
 
 
 def _tensor(array):

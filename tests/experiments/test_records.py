@@ -1,0 +1,255 @@
+"""What is stored stays right: a resumed grid gives an uninterrupted grid's bytes after a kill at
+any moment, real processes on one experiment never duplicate or interleave work, damaged records
+heal, a full disk leaves nothing half-written, finished runs are never replaced or deleted
+without --overwrite, and nothing is written outside the output folder."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import TINY, write_config
+
+from experiments import store
+from experiments.cli import main
+from experiments.rundir import read_result
+
+# two stacked groups of four runs (one per learning rate) for the vectorized engine, and a model it
+# cannot stack (dropout), whose eight runs the keras engine trains one by one
+GRID = {**TINY, "name": "grid", "model": [{"name": "mlp", "widths": [8]}, {"name": "mlp", "widths": [4],
+                                                                          "dropout": 0.1}],
+        "losses": ["binary_crossentropy"], "learning_rate": [0.01, 0.03], "diagnostics": {"every": 1, "probe": 32}}
+RUNS = 16
+TIMING = ("wall_time_s", "epoch_time_s")
+
+
+def _command(config, out, *extra):
+    return [sys.executable, "-m", "experiments", "run", str(config), "--output", str(out), "--quiet", *extra]
+
+
+def _records(exp_dir):
+    """Every finished run's files as bytes (result.json without its timing fields)."""
+    records = {}
+    for result in sorted(Path(exp_dir).rglob("result.json")):
+        run = result.parent.relative_to(exp_dir).as_posix()
+        values = json.loads(result.read_text())
+        records[run, "result.json"] = {k: v for k, v in values.items() if k not in TIMING}
+        for name in ("config.json", "history.csv", "diagnostics.csv"):
+            if (result.parent / name).exists():
+                records[run, name] = (result.parent / name).read_bytes()
+    return records
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The grid trained without interruption, in its own process."""
+    root = tmp_path_factory.mktemp("reference")
+    config = write_config(root / "grid.toml", GRID)
+    done = subprocess.run(_command(config, root), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    records = _records(root / "runs" / "grid")
+    assert len([k for k in records if k[1] == "result.json"]) == RUNS
+    return config, records
+
+
+def _start_and_kill(command, exp_dir, results, sig=signal.SIGKILL):
+    """Start the grid, send `sig` once `results` result files exist; returns (process, stderr)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    try:
+        while len(list(Path(exp_dir).rglob("result.json"))) < results:
+            assert process.poll() is None, "the grid ended before it could be stopped"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=60)
+    return process, err
+
+
+@pytest.mark.parametrize("results", [1, 7])
+def test_a_rerun_after_a_kill_gives_the_bytes_of_an_uninterrupted_run(reference, tmp_path, results):
+    """Killed after the first result of a stacked group was written (the rest of the group not), or
+    half way: the rerun trains the unfinished groups whole and writes only their missing runs."""
+    config, expected = reference
+    exp_dir = tmp_path / "runs" / "grid"
+    _start_and_kill(_command(config, tmp_path), exp_dir, results)
+    finished = {p: p.stat().st_mtime_ns for p in exp_dir.rglob("result.json")}
+    assert results <= len(finished) < RUNS
+    done = subprocess.run(_command(config, tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"trained {RUNS - len(finished)} runs, skipped {len(finished)} already finished" in done.stdout
+    assert all(p.stat().st_mtime_ns == stamp for p, stamp in finished.items())  # kept, not rewritten
+    assert _records(exp_dir) == expected
+    assert not list(exp_dir.rglob("*.tmp"))
+
+
+def test_sigterm_stops_like_ctrl_c_with_one_line_and_the_rerun_resumes(reference, tmp_path):
+    config, expected = reference
+    process, err = _start_and_kill(_command(config, tmp_path), tmp_path / "runs" / "grid", 1, signal.SIGTERM)
+    assert process.returncode == 143
+    assert [line for line in err.splitlines() if not line.startswith(("notice:", "I0000", "WARNING: All"))] == \
+        ["terminated; run the same command again to resume"]
+    assert main(["run", str(config), "--output", str(tmp_path), "--quiet"]) == 0
+    assert _records(tmp_path / "runs" / "grid") == expected
+
+
+@pytest.mark.parametrize("count, gap", [(2, 0.0), (3, 2.0)])
+def test_processes_on_one_experiment_share_the_work_and_never_interleave(reference, tmp_path, count, gap):
+    config, expected = reference
+    processes = []
+    for _ in range(count):
+        processes.append(subprocess.Popen(_command(config, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+        time.sleep(gap)
+    outputs = [p.communicate(timeout=600) for p in processes]
+    assert [p.returncode for p in processes] == [0] * count, [err for _, err in outputs]
+    trained = [int(out.split("trained ")[1].split()[0]) for out, _ in outputs]
+    assert sum(trained) == RUNS  # every run trained by exactly one process
+    assert _records(tmp_path / "runs" / "grid") == expected  # no doubled rows, headers or torn files
+    assert main(["report", "grid", "--output", str(tmp_path)]) == 0
+
+
+@pytest.fixture
+def finished(tmp_path):
+    """A small finished experiment, trained in this process."""
+    config = write_config(tmp_path / "tiny.toml", {**TINY, "epochs": 2})
+    assert main(["run", str(config), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    return config, tmp_path / "out", _records(tmp_path / "out" / "runs" / "tiny")
+
+
+DAMAGE = {
+    "truncated result": ("result.json", lambda p: p.write_text(p.read_text()[:40]), "not valid JSON"),
+    "empty result": ("result.json", lambda p: p.write_text(""), "not valid JSON"),
+    "result holding []": ("result.json", lambda p: p.write_text("[]\n"), "not a run result"),
+    "garbled config": ("config.json", lambda p: p.write_bytes(b"\x00\xff{"), "not valid JSON"),
+    "missing config": ("config.json", lambda p: p.unlink(), "missing"),
+    "missing history": ("history.csv", lambda p: p.unlink(), "No such file or directory"),
+    "truncated history": ("history.csv", lambda p: p.write_text(p.read_text()[:30]), "not 2 whole epochs"),
+    "garbled diagnostics": ("diagnostics.csv", lambda p: p.write_text("x\n1,2\n"), "not a diagnostics table"),
+}
+
+
+@pytest.mark.parametrize("name, damage, why", DAMAGE.values(), ids=DAMAGE.keys())
+def test_a_damaged_record_is_retrained_with_a_notice_naming_the_file(finished, capsys, name, damage, why):
+    config, out, expected = finished
+    run_dir = out / "runs" / "tiny" / "moons" / "zeros__mean_squared_error" / "seed_1"
+    damage(run_dir / name)
+    assert main(["report", "tiny", "--output", str(out)]) == 0  # the report shows it as unfinished meanwhile
+    assert main(["run", str(config), "--output", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"notice: tiny: {run_dir / name} is damaged ({why}); retraining moons/zeros__mean_squared_error/seed_1" \
+        in err
+    assert _records(out / "runs" / "tiny") == expected
+
+
+def test_a_damaged_experiment_record_is_rebuilt_by_the_next_run(finished, capsys):
+    config, out, expected = finished
+    (out / "runs" / "tiny" / "experiment.json").write_text('{"spec": ')
+    assert main(["report", "tiny", "--output", str(out)]) == 2
+    assert "experiment.json' is damaged; run the experiment's command again" in capsys.readouterr().err
+    assert main(["run", str(config), "--output", str(out), "--quiet"]) == 0
+    assert "trained 0 runs, skipped 8" in capsys.readouterr().out
+    assert main(["report", "tiny", "--output", str(out)]) == 0
+    assert _records(out / "runs" / "tiny") == expected
+
+
+def test_a_changed_config_is_refused_naming_the_fields_and_nothing_changes(finished, capsys):
+    config, out, expected = finished
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main(["run", str(config), "--output", str(out), "--quiet", "--set", "epochs=5",
+                 "--set", "model.widths=[4]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: tiny: 8 finished runs in {str(out / 'runs' / 'tiny')!r} were trained with another config "
+                   "(epochs (2 -> 5), model.widths ([8] -> [4])); rerun with --overwrite to replace them, or give "
+                   "this config another name (--set name=...)")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert main(["run", str(config), "--output", str(out), "--quiet", "--set", "epochs=3", "--overwrite"]) == 0
+    assert "trained 8 runs, skipped 0" in capsys.readouterr().out
+
+
+def test_runs_whose_cell_left_the_grid_are_moved_out_with_a_notice(finished, capsys):
+    config, out, expected = finished
+    assert main(["run", str(config), "--output", str(out), "--quiet", "--set", "initializers=['he_normal']"]) == 0
+    err = capsys.readouterr().err
+    retired = sorted((out / "retired" / "tiny").iterdir())
+    assert len(retired) == 1 and f"notice: tiny: 4 runs of cells no longer in the grid moved to {retired[0]}" in err
+    assert sorted(p.parent.relative_to(retired[0]).as_posix() for p in retired[0].rglob("result.json")) == [
+        f"moons/zeros__{loss}/seed_{s}" for loss in ("binary_crossentropy", "mean_squared_error") for s in (0, 1)]
+    moved = _records(retired[0])
+    assert moved == {k: v for k, v in expected.items() if k[0].startswith("moons/zeros")}
+    assert not list((out / "runs" / "tiny").glob("moons/zeros*"))  # out of TensorBoard's logdir
+    runs = pd.read_csv(out / "reports" / "tiny" / "runs.csv")
+    assert runs["initializer"].tolist() == ["he_normal"] * 4
+
+
+def test_learning_rates_that_print_alike_get_their_own_folders(tmp_path):
+    config = write_config(tmp_path / "lr.toml", {**TINY, "initializers": ["he_normal"],
+                                                 "losses": ["binary_crossentropy"], "seeds": [0], "epochs": 1,
+                                                 "learning_rate": [0.001, 0.0010000001]})
+    assert main(["run", str(config), "--output", str(tmp_path), "--quiet"]) == 0
+    results = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "tiny").rglob("result.json")]
+    assert sorted(r["learning_rate"] for r in results) == [0.001, 0.0010000001]
+    assert sorted(r["run_id"].split("/")[1] for r in results) == [
+        "he_normal__binary_crossentropy__lr0.001", "he_normal__binary_crossentropy__lr0.0010000001"]
+
+
+def test_a_runs_folder_that_leads_outside_the_output_is_refused(tmp_path, config_file, capsys):
+    outside, out = tmp_path / "outside", tmp_path / "out"
+    outside.mkdir()
+    out.mkdir()
+    (out / "runs").symlink_to(outside)
+    assert main(["run", str(config_file()), "--output", str(out), "--quiet"]) == 2
+    assert f"resolves to {str(outside / 'tiny')!r}, outside the output folder" in capsys.readouterr().err
+    assert not list(outside.iterdir())
+
+
+def test_a_second_search_process_on_one_search_is_refused(tmp_path, capsys):
+    config = write_config(tmp_path / "t.toml", {**TINY, "name": "t", "initializers": ["he_normal"],
+                                                "tune": {"max_trials": 1}})
+    search_dir = tmp_path / "runs" / "t"
+    search_dir.mkdir(parents=True)
+    held = store.Claim(search_dir, ["search"])
+    assert held.take(wait=False)
+    try:
+        assert main(["tune", str(config), "--output", str(tmp_path), "--quiet"]) == 2
+        assert "another process is running this search" in capsys.readouterr().err
+    finally:
+        held.release()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 300 KiB tmpfs: a grid's records do not fit (as root; skipped where mounting is refused)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "--lazy", str(disk)], check=True)
+
+
+def test_a_full_disk_is_one_error_line_and_leaves_no_half_written_file(small_disk, reference, capsys):
+    config, expected = reference
+    assert main(["run", str(config), "--output", str(small_disk), "--quiet"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("notice:")]
+    assert len(err) == 1 and err[0].startswith("error: cannot write ") and "No space left on device" in err[0]
+    exp_dir = small_disk / "runs" / "grid"
+    assert not list(small_disk.rglob("*.tmp"))
+    results = list(exp_dir.rglob("result.json"))
+    assert all(read_result(p.parent)[0] is not None for p in results)  # what exists is whole
+    assert not [p for p in exp_dir.rglob("result.json") if read_result(p.parent)[0]["status"] == "failed"]
+    # with room again, the same command finishes the grid: the same bytes as an uninterrupted run
+    subprocess.run(["mount", "-o", "remount,size=50m", str(small_disk)], check=True)
+    assert main(["run", str(config), "--output", str(small_disk), "--quiet"]) == 0
+    assert _records(exp_dir) == expected
+    shutil.rmtree(exp_dir)
