@@ -18,7 +18,7 @@ TUNE_CONFIG ?= experiments/configs/digits_tune.toml
 WORKERS ?= 0
 
 # make bench [SEEDS="1 3 10"]: the benchmark scripts (engines: seed counts of the default digits
-# grid; then the cost of full diagnostics)
+# grid; the engines' agreement by depth; the cost of full diagnostics; tuning throughput)
 SEEDS ?= 3
 
 .PHONY: install run experiment tune claims report tensorboard test bench lint clean distclean
@@ -58,6 +58,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m experiments.benchmarks.engines --seeds $(SEEDS)
+	$(PY) -m experiments.benchmarks.agreement
 	$(PY) -m experiments.benchmarks.diagnostics
 	$(PY) -m experiments.benchmarks.tuning
 
