@@ -66,7 +66,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check experiments models initializers tests
 
 clean:
-	rm -rf runs reports .pytest_cache .ruff_cache build *.egg-info
+	rm -rf runs reports retired .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean

@@ -421,7 +421,8 @@ def expand(spec, show=()):
     documentation = {"description", "claim", "tune"}  # tune: `run` trains the spec's own grid, untuned
     shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds"} | documentation}
     combos = list(itertools.product(*values))
-    slugs = _cell_slugs([[_axis_slug(AXES[i][1], combo[i]) for i in shown] for combo in combos])
+    slugs = _cell_slugs([[_axis_slug(AXES[i][1], combo[i]) for i in shown] for combo in combos],
+                        [json.dumps([combo[i] for i in shown], sort_keys=True) for combo in combos])
     runs = []
     for combo, cell_slug in zip(combos, slugs, strict=True):
         axes = {key: value for (_, key, _), value in zip(AXES, combo, strict=True)}
@@ -439,12 +440,12 @@ def expand(spec, show=()):
 MAX_SLUG = 120  # characters of a cell's folder name (a file system allows 255 bytes)
 
 
-def _cell_slugs(parts):
+def _cell_slugs(parts, values):
     """One folder name per cell: its axis slugs joined by `__`. A name that is too long, or that
     two different cells would share (slugs replace unsafe characters), gets a short hash of the
-    cell's own values, so every cell has its own folder."""
+    cell's own values (`values`, one canonical JSON text per cell), so every cell has its own folder."""
     names = ["__".join(p) for p in parts]
-    hashed = [hashlib.sha256(json.dumps(p).encode()).hexdigest()[:8] for p in parts]
+    hashed = [hashlib.sha256(v.encode()).hexdigest()[:8] for v in values]
     counts = {n: names.count(n) for n in names}
     return [f"{n[:MAX_SLUG - 9]}-{h}" if counts[n] > 1 or len(n) > MAX_SLUG else n
             for n, h in zip(names, hashed, strict=True)]

@@ -74,3 +74,21 @@ def test_editing_the_description_keeps_runs_the_same(config_file):
     a = expand(validate(load_config(config_file(description="one")))[0])
     b = expand(validate(load_config(config_file(description="two")))[0])
     assert [r.config for r in a] == [r.config for r in b] and "description" not in a[0].config
+
+
+def test_cells_whose_labels_sanitize_alike_get_their_own_folders(tmp_path):
+    """`a b.csv` and `a_b.csv` both slug to `a_b.csv`: each cell's folder gets a hash of its values."""
+    rows = "a,b,label\n" + "".join(f"{i},{i % 7},{i % 2}\n" for i in range(40))
+    datasets = []
+    for name in ("a b.csv", "a_b.csv"):
+        (tmp_path / name).write_text(rows)
+        datasets.append({"name": "csv", "path": str(tmp_path / name), "target": "label"})
+    spec, _ = validate({"name": "x", "dataset": datasets, "initializers": ["he_normal"],
+                        "losses": ["binary_crossentropy"]})
+    runs = expand(spec)
+    assert len({r.run_id for r in runs}) == len({r.cell for r in runs}) == 2
+    assert all(len(r.run_id.split("/")[1]) <= 120 for r in runs)
+    long, _ = validate({"name": "y", "dataset": [{**datasets[0], "path": str(tmp_path / "a b.csv"),
+                                                  "target": "label", "task": t} for t in ("auto", "binary")],
+                        "initializers": ["he_normal"], "losses": ["binary_crossentropy"]})
+    assert len({r.run_id for r in expand(long)}) == 2

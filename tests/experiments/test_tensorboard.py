@@ -137,3 +137,36 @@ def test_config_environment_and_report_plots(board):
     get, _, _, _, _ = board
     assert {"config", "environment"} <= set(get("/data/plugin/text/tags")["."])
     assert {"report/curves", "report/heatmap", "report/layers"} <= set(get("/data/plugin/images/tags")["."])
+
+
+def test_the_tensorboard_command_serves_one_experiment_on_127_0_0_1(board, wait):
+    """`make tensorboard` runs this command: a real server over the experiment's folder, found by
+    name under --output, stopped by its own process id."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    _, _, runs, exp_dir, _ = board
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "experiments", "tensorboard", "tb", "--output",
+                               str(exp_dir.parent.parent), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert f"serving {exp_dir.resolve()} on http://127.0.0.1:{port}/" in server.stdout.readline()
+
+        def served():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=5) as response:
+                    return set(json.loads(response.read()))
+            except OSError:
+                return None
+
+        assert set(runs["run_id"]) <= wait(lambda: (found := served()) and set(runs["run_id"]) <= found and found,
+                                           "the tensorboard command to serve the runs")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
