@@ -9,6 +9,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 EXIT_USAGE = 2
@@ -200,6 +201,7 @@ def cmd_tensorboard(args):
     try:
         return server.wait()
     except KeyboardInterrupt:  # Ctrl-C is how a server is stopped, not an interruption to resume
+        _stopped()
         return 0
     finally:
         if server.poll() is None:
@@ -211,11 +213,11 @@ def cmd_claims(args):
     """Validate every claim config first, then run each, report it, and decide its claim."""
     import time
 
+    from experiments import store
     from experiments.claims import build_claims_report, claim_table, evaluate_claim
     from experiments.results import load_diagnostics, load_tables
     from experiments.runner import run_experiment
     from experiments.spec import apply_overrides, load_config, validate
-    from experiments.store import report_dir
 
     paths = [Path(p) for p in args.configs] or sorted((Path(__file__).parent / "configs" / "claims").glob("*.toml"))
     loaded = []
@@ -240,7 +242,9 @@ def cmd_claims(args):
             "engines": ", ".join(f"{e} engine: {n} runs" for e, n in runs["engine"].value_counts().items()),
         })
         print(f"claim {number} ({spec['name']}): {evaluated['verdict']}  [{trained} runs trained in {seconds:.0f} s]")
-    print(build_claims_report(entries, report_dir(args.output, "claims"), time.perf_counter() - started))
+    out_dir = store.report_dir(args.output, "claims")
+    with store.locked(out_dir):  # two `claims` commands never interleave the shared report
+        print(build_claims_report(entries, out_dir, time.perf_counter() - started))
     return 0
 
 
@@ -271,7 +275,11 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     command = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "claims": cmd_claims,
                "list": cmd_list, "tune": cmd_tune, "tensorboard": cmd_tensorboard}[args.command]
-    previous = signal.signal(signal.SIGTERM, _terminated)  # `kill` stops like Ctrl-C: one line, resumable
+    # `kill` and Ctrl-C stop the same way: one line, resumable (only the main thread handles signals)
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
+    previous = {s: signal.signal(s, _stop) for s in handled} \
+        if threading.current_thread() is threading.main_thread() else {}
+    unraisable, sys.unraisablehook = sys.unraisablehook, _quiet_about_dropped_stops
     try:
         return command(args)
     except ValueError as e:  # SpecError and every one-line input error
@@ -282,16 +290,43 @@ def main(argv=None):
         print(f"error: {e.strerror or e}" + (f": {e.filename!r}" if e.filename else ""), file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
+        _stopped()
         signal_name = "terminated" if isinstance(e, _Terminated) else "interrupted"
         print(f"{signal_name}; run the same command again to resume", file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _stopped()
+        sys.unraisablehook = unraisable
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, like Ctrl-C's KeyboardInterrupt."""
 
 
-def _terminated(signum, frame):
-    raise _Terminated()
+_STOP = {"signal": None}  # the stop signal received, until the interrupt has landed
+
+
+def _stop(signum, frame):
+    """SIGTERM or Ctrl-C: raise the interrupt where the program is. Python drops an exception
+    raised in a destructor or weakref callback (TensorFlow runs many during garbage collection),
+    so until the interrupt lands the raise is repeated every 50 ms (SIGALRM)."""
+    if signum != signal.SIGALRM:
+        _STOP["signal"] = signum
+        signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+    if _STOP["signal"] is None or isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        return  # no stop asked, or the interrupt is being handled already
+    raise _Terminated() if _STOP["signal"] == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _quiet_about_dropped_stops(info):
+    """Python reports an exception a callback dropped; an interrupt it dropped is repeated (`_stop`)."""
+    if not isinstance(info.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(info)
+
+
+def _stopped():
+    """The interrupt has landed: no more repeats."""
+    _STOP["signal"] = None
+    signal.setitimer(signal.ITIMER_REAL, 0)

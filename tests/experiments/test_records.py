@@ -73,15 +73,14 @@ def _start_and_kill(command, exp_dir, results, sig=signal.SIGKILL):
     return process, err
 
 
-@pytest.mark.parametrize("results", [1, 7])
-def test_a_rerun_after_a_kill_gives_the_bytes_of_an_uninterrupted_run(reference, tmp_path, results):
-    """Killed after the first result of a stacked group was written (the rest of the group not), or
-    half way: the rerun trains the unfinished groups whole and writes only their missing runs."""
+def test_a_rerun_after_a_kill_gives_the_bytes_of_an_uninterrupted_run(reference, tmp_path):
+    """SIGKILL once the first result of a stacked group is written (the rest of the group not yet):
+    the rerun trains the unfinished group whole and writes only its missing runs."""
     config, expected = reference
     exp_dir = tmp_path / "runs" / "grid"
-    _start_and_kill(_command(config, tmp_path), exp_dir, results)
+    _start_and_kill(_command(config, tmp_path), exp_dir, 1)
     finished = {p: p.stat().st_mtime_ns for p in exp_dir.rglob("result.json")}
-    assert results <= len(finished) < RUNS
+    assert 1 <= len(finished) < RUNS
     done = subprocess.run(_command(config, tmp_path), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"trained {RUNS - len(finished)} runs, skipped {len(finished)} already finished" in done.stdout
@@ -91,8 +90,10 @@ def test_a_rerun_after_a_kill_gives_the_bytes_of_an_uninterrupted_run(reference,
 
 
 def test_sigterm_stops_like_ctrl_c_with_one_line_and_the_rerun_resumes(reference, tmp_path):
+    """SIGTERM half way (in the keras engine's runs): one line, exit 143, and a rerun that gives the
+    uninterrupted bytes."""
     config, expected = reference
-    process, err = _start_and_kill(_command(config, tmp_path), tmp_path / "runs" / "grid", 1, signal.SIGTERM)
+    process, err = _start_and_kill(_command(config, tmp_path), tmp_path / "runs" / "grid", 9, signal.SIGTERM)
     assert process.returncode == 143
     assert [line for line in err.splitlines() if not line.startswith(("notice:", "I0000", "WARNING: All"))] == \
         ["terminated; run the same command again to resume"]
@@ -100,27 +101,36 @@ def test_sigterm_stops_like_ctrl_c_with_one_line_and_the_rerun_resumes(reference
     assert _records(tmp_path / "runs" / "grid") == expected
 
 
-@pytest.mark.parametrize("count, gap", [(2, 0.0), (3, 2.0)])
-def test_processes_on_one_experiment_share_the_work_and_never_interleave(reference, tmp_path, count, gap):
+def test_processes_on_one_experiment_share_the_work_and_never_interleave(reference, tmp_path):
+    """Two processes started together, a third a few seconds later, on one experiment."""
     config, expected = reference
     processes = []
-    for _ in range(count):
+    for delay in (0.0, 3.0, 0.0):
         processes.append(subprocess.Popen(_command(config, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True))
-        time.sleep(gap)
+        time.sleep(delay)
     outputs = [p.communicate(timeout=600) for p in processes]
-    assert [p.returncode for p in processes] == [0] * count, [err for _, err in outputs]
+    assert [p.returncode for p in processes] == [0] * 3, [err for _, err in outputs]
     trained = [int(out.split("trained ")[1].split()[0]) for out, _ in outputs]
     assert sum(trained) == RUNS  # every run trained by exactly one process
     assert _records(tmp_path / "runs" / "grid") == expected  # no doubled rows, headers or torn files
     assert main(["report", "grid", "--output", str(tmp_path)]) == 0
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small experiment, trained once in this process."""
+    root = tmp_path_factory.mktemp("trained")
+    config = write_config(root / "tiny.toml", {**TINY, "epochs": 2})
+    assert main(["run", str(config), "--output", str(root / "out"), "--quiet"]) == 0
+    return config, root / "out"
+
+
 @pytest.fixture
-def finished(tmp_path):
-    """A small finished experiment, trained in this process."""
-    config = write_config(tmp_path / "tiny.toml", {**TINY, "epochs": 2})
-    assert main(["run", str(config), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+def finished(trained, tmp_path):
+    """A copy of the trained experiment's output tree for one test: (config, output, records)."""
+    config, out = trained
+    shutil.copytree(out, tmp_path / "out")
     return config, tmp_path / "out", _records(tmp_path / "out" / "runs" / "tiny")
 
 
