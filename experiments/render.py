@@ -3,10 +3,11 @@ HTML and console text. User text (names, descriptions, labels) is escaped for it
 and nowhere else.
 
 A table is a DataFrame; its values become text once (`cell_text`: numbers to `digits`
-significant digits, missing values as `-`), and each format escapes that text: `|`, `\\`, `*`,
-backticks, brackets and `<`, `>`, `&` in Markdown; entities in HTML (pandas `to_html`); control
-characters on the console. A page is a list of blocks (headings, paragraphs of text and inline
-markup, bullet lists, tables, images) written to Markdown and to HTML by the same code path.
+significant digits, missing or blank as `-`), and each format escapes that text: `|`, `\\`, `*`,
+`~`, backticks, the `](` of a link, `_` at a word's edge and `<`, `>`, `&` in Markdown; entities
+in HTML (pandas `to_html`); control characters on the console. A page is a list of blocks
+(headings, paragraphs of text and inline markup, bullet lists, tables, images) written to
+Markdown and to HTML by the same code path.
 """
 
 import html
