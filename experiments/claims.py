@@ -363,7 +363,6 @@ def build_claims_report(entries, out_dir, total_seconds):
     """reports/claims/: claims.md and claims.html (the summary table, then a section and a plot
     per claim), claims.csv (a row per claim) and checks.csv (a row per check, with its numbers)."""
     from experiments import store
-    from experiments.report import write_page
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for e in entries:
@@ -389,7 +388,7 @@ def build_claims_report(entries, out_dir, total_seconds):
     page.table(summary)
     for e in entries:
         claim_section(page, e)
-    write_page(out_dir / "claims", page)
+    page.write(out_dir / "claims")
     store.write_atomic(out_dir / "claims.csv", summary.to_csv(index=False))
     checks = pd.DataFrame([{"#": e["number"], "experiment": e["name"], "check": r["name"], "rule": r["rule"],
                             "mean": r["mean"], "lower": r["lower"], "upper": r["upper"], "seeds": r["n"],

@@ -190,7 +190,7 @@ def cmd_tensorboard(args):
                          f"{', '.join(found) or 'none'}")
     if not 0 <= args.port < 65536:
         raise ValueError(f"--port must be a port number (0 to 65535), got {args.port}")
-    logdir = store.inside(store.experiment_dir(args.output, args.experiment), args.output).resolve()
+    logdir = store.experiment_dir(args.output, args.experiment).resolve()
     tensorboard = Path(sys.executable).parent / "tensorboard"
     command = [str(tensorboard) if tensorboard.exists() else "tensorboard", "--logdir", str(logdir),
                "--host", "127.0.0.1", "--port", str(args.port)]
@@ -233,7 +233,7 @@ def cmd_claims(args):
         seconds = time.perf_counter() - began
         runs, epochs = tables = load_tables(exp_dir)
         _report(exp_dir, args.output, spec["name"], tables)
-        evaluated = evaluate_claim(spec["claim"], claim_table(runs, epochs, load_diagnostics(exp_dir)))
+        evaluated = evaluate_claim(spec["claim"], claim_table(runs, epochs, load_diagnostics(exp_dir, runs)))
         entries.append({
             "number": number, "name": spec["name"], "claim": spec["claim"], "description": spec["description"],
             "evaluated": evaluated, "runs": len(runs), "trained": trained, "seconds": seconds,

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from experiments import store
+
 STYLE = ("body{font-family:sans-serif;max-width:75em;margin:2em auto;padding:0 1em}"
          "table{border-collapse:collapse;font-size:90%;margin:0.5em 0}"
          "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}img{max-width:100%}")
@@ -175,7 +177,7 @@ def _spans(content):
 
 
 class Page:
-    """A report page: add blocks in order, then write `markdown()` and `html()`."""
+    """A report page: add blocks in order, then `write` it (or take `markdown()` and `html()`)."""
 
     def __init__(self, title):
         self.title = title
@@ -205,6 +207,11 @@ class Page:
 
     def image(self, src, alt):
         self.blocks.append(("image", src, alt))
+
+    def write(self, stem):
+        """`<stem>.md` and `<stem>.html`, each written atomically."""
+        store.write_atomic(stem.with_suffix(".md"), self.markdown())
+        store.write_atomic(stem.with_suffix(".html"), self.html())
 
     def markdown(self):
         out = []

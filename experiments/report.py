@@ -161,7 +161,7 @@ def build_report(exp_dir, out_dir, tables=None):
         _plot_curves(epochs, axes, f"val_{headline}", out_dir / "curves.png")
     if cells["n"].sum():
         _plot_heatmap(cells, axes, test_metric, out_dir / "heatmap.png")
-    diagnostics = load_diagnostics(exp_dir)
+    diagnostics = load_diagnostics(exp_dir, runs)
     if not diagnostics.empty:
         store.write_atomic(out_dir / "diagnostics.csv", diagnostics.to_csv(index=False))
         _plot_layers(diagnostics, axes, out_dir / "layers.png")
@@ -222,11 +222,5 @@ def build_report(exp_dir, out_dir, tables=None):
     ])
     page.paragraph("Tables: ", Link("runs.csv", "runs.csv"), " (one row per run), ", Link("epochs.csv", "epochs.csv"),
                    " (one row per run x epoch), ", Link("cells.csv", "cells.csv"), " (one row per cell).")
-    write_page(out_dir / "report", page)
+    page.write(out_dir / "report")
     return out_dir / "report.md"
-
-
-def write_page(stem, page):
-    """`<stem>.md` and `<stem>.html` of one page."""
-    store.write_atomic(stem.with_suffix(".md"), page.markdown())
-    store.write_atomic(stem.with_suffix(".html"), page.html())

@@ -11,6 +11,7 @@ from models.losses import greater_is_better
 
 AXES = ("dataset", "model", "initializer", "loss", "optimizer", "learning_rate", "batch_size")
 STATUSES = ("ok", "diverged", "failed", "unfinished")  # a run's status, or not finished yet
+LISTED = ("run_id", "cell", *AXES, "seed", "engine")  # what experiment.json lists of each run
 
 
 def load_experiment(exp_dir):
@@ -56,12 +57,14 @@ def load_tables(exp_dir):
     return runs, epochs
 
 
-def load_diagnostics(exp_dir):
-    """A row per run x diagnostics step x quantity x layer (`experiments.diagnostics`)."""
+def load_diagnostics(exp_dir, runs):
+    """A row per run x diagnostics step x quantity x layer (`experiments.diagnostics`), for the runs
+    of `runs` (the `load_tables` table) whose record is whole."""
     exp_dir = Path(exp_dir)
-    frames = [pd.read_csv(exp_dir / r["run_id"] / DIAGNOSTICS, keep_default_na=False, na_values=["nan"])
-              .assign(**r) for r in load_experiment(exp_dir)["runs"]
-              if (exp_dir / r["run_id"] / DIAGNOSTICS).is_file() and read_result(exp_dir / r["run_id"])[0]]
+    listed = [c for c in runs if c in LISTED]
+    frames = [pd.read_csv(exp_dir / r["run_id"] / DIAGNOSTICS, keep_default_na=False, na_values=["nan"]).assign(**r)
+              for r in runs.loc[runs["status"] != "unfinished", listed].to_dict("records")
+              if (exp_dir / r["run_id"] / DIAGNOSTICS).is_file()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -51,10 +51,6 @@ def resolve_engines(spec, runs):
             for r in runs]
 
 
-def experiment_dir(output, name):
-    return store.experiment_dir(output, name)
-
-
 def training_groups(runs, data_by_label):
     """The runs in the groups their engines train together, each group in grid order."""
     engines, groups = _engines(), {}
@@ -157,7 +153,7 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
     from tqdm import tqdm
 
     store.check_output(output)
-    exp_dir = experiment_dir(output, spec["name"])
+    exp_dir = store.experiment_dir(output, spec["name"])
     runs = resolve_engines(spec, expand(spec) if runs is None else runs)
     if exp_dir.is_dir():
         survey(spec, exp_dir, runs, overwrite, notify=False)  # refuse before changing anything

@@ -198,15 +198,14 @@ def validate(config):
         raise SpecError(problems)
 
     spec["bias_initializer"] = _check(problems, initializers.parse, spec["bias_initializer"])
-    for field, parse in (("dataset", DATASETS.parse), ("model", MODELS.parse), ("initializers", initializers.parse),
-                         ("losses", LOSSES.parse), ("optimizer", OPTIMIZERS.parse)):
+    for field, registry, parse in (("dataset", DATASETS, DATASETS.parse), ("model", MODELS, MODELS.parse),
+                                   ("initializers", INITIALIZERS, initializers.parse),
+                                   ("losses", LOSSES, LOSSES.parse), ("optimizer", OPTIMIZERS, OPTIMIZERS.parse)):
         values = _as_list(spec[field])
         if not values:
             problems.append(f"{field} must not be an empty list")
         spec[field] = [_check(problems, parse, v) for v in values]
-        resolve = {"initializers": INITIALIZERS, "losses": LOSSES, "optimizer": OPTIMIZERS, "dataset": DATASETS,
-                   "model": MODELS}[field].resolve
-        _check(problems, _check_unique, field, spec[field], lambda v, r=resolve: [v["name"], r(v)])
+        _check(problems, _check_unique, field, spec[field], lambda v, r=registry: [v["name"], r.resolve(v)])
     for field, kind in (("learning_rate", float), ("batch_size", int)):
         values = _as_list(spec[field])
         if not values:
@@ -260,10 +259,7 @@ def _check_model(model, dataset):
     try:
         layer_sizes(model, dataset.input_shape, max(dataset.n_classes, 1))
     except ValueError as e:
-        if MODELS.parse(model)["name"] == "cnn" and len(dataset.input_shape) != 3:
-            raise ValueError(f"model 'cnn' needs image-shaped data; dataset '{dataset.name}' has inputs of shape "
-                             f"{tuple(dataset.input_shape)} (use model 'mlp' or 'linear', or digits/mnist)") from None
-        raise ValueError(f"{e} (dataset '{dataset.name}', inputs {tuple(dataset.input_shape)})") from None
+        raise ValueError(f"{e} (dataset '{dataset.name}')") from None
 
 
 def _check_early_stopping(spec):

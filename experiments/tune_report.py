@@ -16,7 +16,7 @@ import pandas as pd
 
 from experiments import store
 from experiments.render import Code, Page
-from experiments.report import _pyplot, write_page
+from experiments.report import _pyplot
 from experiments.results import format_cell, load_tables, summarize_cells
 from initializers.registry import label
 from models.losses import greater_is_better
@@ -189,7 +189,7 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
     page.table(trials[shown] if not trials.empty else None, digits=DIGITS)
     page.heading("Environment")
     page.paragraph(", ".join(f"{k} {v}" for k, v in search["environment"].get("libraries", {}).items()))
-    write_page(out_dir / "tune", page)
+    page.write(out_dir / "tune")
     return out_dir / "tune.md"
 
 

@@ -465,10 +465,8 @@ def tune(spec, datasets, output=".", overwrite=False, progress=True):
     Returns:
         (search folder, tuned experiment folder or None for a worker, the tune report or None).
     """
-    from experiments.runner import experiment_dir
-
     store.check_output(output)
-    search_dir = experiment_dir(output, spec["name"])
+    search_dir = store.experiment_dir(output, spec["name"])
     who = role()
     if who == "worker":  # workers never delete: the chief owns the project folders
         run_searches(spec, datasets[0], search_dir, False, progress)

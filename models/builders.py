@@ -165,15 +165,15 @@ def layer_sizes(model, input_shape, units, head_activation="linear"):
     layers, activation = [], options.get("activation", "linear")
     if filters:
         if len(input_shape) != 3:
-            raise ValueError(f"model 'cnn' needs image-shaped inputs (height, width, channels), "
-                             f"got {tuple(input_shape)}")
+            raise ValueError(f"model 'cnn' needs image-shaped data (height, width, channels), got inputs of shape "
+                             f"{tuple(input_shape)}; use model 'mlp' or 'linear', or an image dataset such as digits")
         height, width, channels = input_shape
         for i, n in enumerate(filters):
             kernel = options["kernel_size"]
             if kernel > min(height, width):
                 raise ValueError(f"model 'cnn' parameter 'kernel_size' is {kernel}, larger than the {height}x{width} "
-                                 f"input of its convolution {i + 1} (filters {filters}); use kernel_size <= "
-                                 f"{min(height, width)} or fewer filters")
+                                 f"input of its convolution {i + 1} (filters {filters}, inputs {tuple(input_shape)}); "
+                                 f"use kernel_size <= {min(height, width)} or fewer filters")
             layers.append(LayerSize(f"hidden_{i}", activation, kernel * kernel * channels * n + n, height * width * n))
             height, width, channels = -(-height // 2), -(-width // 2), n  # 2x2 max-pool, same padding
         fan_in = height * width * channels
