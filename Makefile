@@ -64,6 +64,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check experiments models initializers tests
+	$(VENV)/bin/lint-imports --config setup.cfg
 
 clean:
 	rm -rf runs reports retired .pytest_cache .ruff_cache build *.egg-info

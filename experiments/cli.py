@@ -78,11 +78,11 @@ def _load(args):
 
 
 def cmd_run(args):
-    from experiments.runner import run_experiment
+    from experiments.runner import report_experiment, run_experiment
 
     spec, datasets = _load(args)
     exp_dir, trained, skipped = run_experiment(spec, datasets, args.output, args.overwrite, progress=not args.quiet)
-    report = _report(exp_dir, args.output, spec["name"])
+    report = report_experiment(exp_dir, args.output, spec["name"])
     print(f"{spec['name']}: trained {trained} runs, skipped {skipped} already finished")
     print(f"  report:      {report} (and report.html)")
     print(f"  tensorboard: make tensorboard EXPERIMENT={spec['name']}  "
@@ -97,6 +97,7 @@ def cmd_tune(args):
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {args.workers}")
     from experiments import tuning
+    from experiments.runner import report_experiment
 
     if args.workers:
         if tuning.role() != "standalone":
@@ -109,11 +110,11 @@ def cmd_tune(args):
         print(f"{spec['name']}: worker {os.environ.get('KERASTUNER_TUNER_ID')} finished its trials")
         return 0
     if tuned_dir is not None:
-        _report(tuned_dir, args.output, tuned_dir.name)
+        report_experiment(tuned_dir, args.output, tuned_dir.name)
     import pandas as pd
 
-    from experiments.render import console_table
-    from experiments.tune_report import DIGITS
+    from experiments.reporting.render import console_table
+    from experiments.reporting.tune_report import DIGITS
 
     tuned = pd.read_csv(report.parent / "tuned.csv") if tuned_dir is not None else None
     print(f"{spec['name']}: the tuned comparison (test set, mean +- std (n seeds), each cell at its best settings)")
@@ -121,21 +122,6 @@ def cmd_tune(args):
     print(f"  tuner report: {report} (and tune.html, trials.csv, tuned.csv)")
     print(f"  tensorboard:  make tensorboard EXPERIMENT={spec['name']}")
     return 0
-
-
-def _report(exp_dir, output, name, tables=None):
-    """Build the report, then put its plots (and fresh mean +- std runs) into TensorBoard; under
-    the experiment's lock, so two processes never interleave its files."""
-    from experiments import store
-    from experiments.report import build_report
-    from experiments.results import load_tables
-    from experiments.tensorboard_log import write_experiment
-
-    with store.locked(exp_dir):
-        tables = load_tables(exp_dir) if tables is None else tables  # read every run once, for both
-        report = build_report(exp_dir, store.report_dir(output, name), tables)
-        write_experiment(exp_dir, report.parent, tables)
-    return report
 
 
 def cmd_validate(args):
@@ -153,8 +139,9 @@ def cmd_validate(args):
 
 
 def cmd_report(args):
-    from experiments import store
-    from experiments.tune_report import SEARCH, build_tune_report
+    from experiments.records import store
+    from experiments.reporting.tune_report import SEARCH, build_tune_report
+    from experiments.runner import report_experiment
 
     root = Path(args.output) / "runs"
     found = sorted(p.parent.name for p in [*root.glob("*/experiment.json"), *root.glob(f"*/{SEARCH}")])
@@ -173,13 +160,13 @@ def cmd_report(args):
                 print(build_tune_report(exp_dir, tuned if tuned.is_dir() else None,
                                         store.report_dir(args.output, name)))
         else:
-            print(_report(exp_dir, args.output, name))
+            print(report_experiment(exp_dir, args.output, name))
     return 0
 
 
 def cmd_tensorboard(args):
     """TensorBoard on 127.0.0.1 over one experiment's folder (checked to lie inside the output folder)."""
-    from experiments import store
+    from experiments.records import store
 
     root = Path(args.output) / "runs"
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
@@ -210,49 +197,18 @@ def cmd_tensorboard(args):
 
 
 def cmd_claims(args):
-    """Validate every claim config first, then run each, report it, and decide its claim."""
-    import time
-
-    from experiments import store
-    from experiments.claims import build_claims_report, claim_table, evaluate_claim
-    from experiments.results import load_diagnostics, load_tables
-    from experiments.runner import run_experiment
-    from experiments.spec import apply_overrides, load_config, validate
+    from experiments.claims.run import run_claims
 
     paths = [Path(p) for p in args.configs] or sorted((Path(__file__).parent / "configs" / "claims").glob("*.toml"))
-    loaded = []
-    for path in paths:
-        spec, datasets = validate(apply_overrides(load_config(path), args.assignments))
-        if spec["claim"] is None:
-            raise ValueError(f"config {str(path)!r} has no [claim] table; it is an experiment, not a claim")
-        loaded.append((spec, datasets))
-    entries, started = [], time.perf_counter()
-    for number, (spec, datasets) in enumerate(loaded, 1):
-        began = time.perf_counter()
-        exp_dir, trained, _ = run_experiment(spec, datasets, args.output, args.overwrite, progress=not args.quiet)
-        seconds = time.perf_counter() - began
-        runs, epochs = tables = load_tables(exp_dir)
-        _report(exp_dir, args.output, spec["name"], tables)
-        evaluated = evaluate_claim(spec["claim"], claim_table(runs, epochs, load_diagnostics(exp_dir, runs)))
-        entries.append({
-            "number": number, "name": spec["name"], "claim": spec["claim"], "description": spec["description"],
-            "evaluated": evaluated, "runs": len(runs), "trained": trained, "seconds": seconds,
-            "training_seconds": runs["wall_time_s"].sum() if "wall_time_s" in runs else 0.0,
-            "status": ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items()),
-            "engines": ", ".join(f"{e} engine: {n} runs" for e, n in runs["engine"].value_counts().items()),
-        })
-        print(f"claim {number} ({spec['name']}): {evaluated['verdict']}  [{trained} runs trained in {seconds:.0f} s]")
-    out_dir = store.report_dir(args.output, "claims")
-    with store.locked(out_dir):  # two `claims` commands never interleave the shared report
-        print(build_claims_report(entries, out_dir, time.perf_counter() - started))
+    print(run_claims(paths, args.assignments, args.output, args.overwrite, progress=not args.quiet))
     return 0
 
 
 def cmd_list(args):
-    from experiments.datasets import DATASETS
-    from experiments.optimizers import OPTIMIZERS
+    from experiments.data import DATASETS
     from initializers import INITIALIZERS
     from models import ACTIVATIONS, LOSSES, MODELS
+    from models.optimizers import OPTIMIZERS
 
     catalogues = {r.kind: r for r in (INITIALIZERS, LOSSES, ACTIVATIONS, OPTIMIZERS, MODELS, DATASETS)}
     plural = {k + ("es" if k.endswith("s") else "s"): k for k in catalogues}

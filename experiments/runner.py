@@ -20,29 +20,23 @@ import math
 import sys
 from pathlib import Path
 
-from experiments import rundir, store
-from experiments.environment import describe
+from experiments.engines import ENGINES
+from experiments.records import events, rundir, store
+from experiments.records.environment import describe
+from experiments.records.experiment import EXPERIMENT
+from experiments.reporting.report import build_report
+from experiments.reporting.tables import load_tables
 from experiments.spec import expand
-from experiments.tensorboard_log import write_experiment
 from initializers.registry import label
-
-EXPERIMENT = "experiment.json"
-
-
-def _engines():
-    from experiments import engine_keras, engine_vectorized
-
-    return {"keras": engine_keras, "vectorized": engine_vectorized}
+from models.builders import stacking_blocker
 
 
 def resolve_engines(spec, runs):
     """The runs with the engine that will train each: vectorized falls back to keras for a model
     it cannot stack, with a one-line notice per model."""
-    from experiments.engine_vectorized import unsupported
-
     if spec["engine"] != "vectorized":
         return runs
-    reasons = {label(m): unsupported(m) for m in spec["model"]}  # runs carry their model's label
+    reasons = {label(m): stacking_blocker(m) for m in spec["model"]}  # runs carry their model's label
     for model, reason in reasons.items():
         if reason:
             print(f"notice: {spec['name']}: the vectorized engine does not support model {model} ({reason}); "
@@ -53,10 +47,10 @@ def resolve_engines(spec, runs):
 
 def training_groups(runs, data_by_label):
     """The runs in the groups their engines train together, each group in grid order."""
-    engines, groups = _engines(), {}
+    groups = {}
     for run in runs:
         data = data_by_label[run.axes["dataset"]]
-        key = (run.axes["dataset"], run.config["engine"], engines[run.config["engine"]].group_key(run, data))
+        key = (run.axes["dataset"], run.config["engine"], ENGINES[run.config["engine"]].group_key(run, data))
         groups.setdefault(key, []).append(run)
     return list(groups.values())
 
@@ -166,7 +160,7 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
             "datasets": [d.summary() for d in datasets],
             "environment": describe(),
         })
-        write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
+        events.write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
     by_label = {label(d): data for d, data in zip(spec["dataset"], datasets, strict=True)}
     groups = [g for g in training_groups(runs, by_label) if any(plan[r.run_id][0] for r in g)]
     todo = sum(plan[r.run_id][0] for g in groups for r in g)
@@ -198,11 +192,11 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
                 bar.update(sum(plan[r.run_id][0] for r in group))  # another process trained them
                 return
             bar.update(sum(plan[r.run_id][0] and not writes[r.run_id] for r in group))
-            jobs = [(run, rundir.RunRecorder(run, exp_dir / run.run_id, exp_dir, on_epoch,
+            jobs = [(run, rundir.RunRecorder(run, exp_dir / run.run_id, exp_dir, events.run_log, on_epoch,
                                              on_finish=lambda run, result: bar.update(), write=writes[run.run_id]))
                     for run in group]
             try:
-                _engines()[group[0].config["engine"]].train_runs(jobs, by_label[group[0].axes["dataset"]])
+                ENGINES[group[0].config["engine"]].train_runs(jobs, by_label[group[0].axes["dataset"]])
             finally:
                 for _, recorder in jobs:
                     recorder.close()
@@ -229,3 +223,13 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
         print(f"notice: {spec['name']}: {retrained} finished runs were trained again with their stacked group, "
               "so that its other members match an uninterrupted run; their records were kept", file=sys.stderr)
     return exp_dir, trained, len(runs) - trained
+
+
+def report_experiment(exp_dir, output, name, tables=None):
+    """Build the report, then put its plots (and fresh mean +- std runs) into TensorBoard; under
+    the experiment's lock, so two processes never interleave its files. Returns report.md's path."""
+    with store.locked(exp_dir):
+        tables = load_tables(exp_dir) if tables is None else tables  # read every run once, for both
+        report = build_report(exp_dir, store.report_dir(output, name), tables)
+        events.write_experiment(exp_dir, report.parent, tables)
+    return report

@@ -21,6 +21,9 @@ class Entry:
         unit_interval: parameters that must lie in [0, 1).
         ranges: for some parameters, the (lowest, highest) value allowed; for a list, of each element.
         note: one line shown by `python -m experiments list` (tasks, reference, ...).
+        stacked: models only: None when the vectorized engine has no stacked version of the model
+            (the allow list is the entries that set it), else `{option: reason}` for options that,
+            when set (true or non-zero), keep a model from stacking.
 
     Every number must be finite, whatever the entry says.
     """
@@ -31,6 +34,7 @@ class Entry:
     unit_interval: tuple = ()
     ranges: dict = field(default_factory=dict)
     note: str = ""
+    stacked: dict | None = None
 
 
 def _type_name(default):

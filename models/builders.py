@@ -24,9 +24,11 @@ MODELS = Registry(
             unit_interval=("dropout",),
             ranges={"widths": (1, MAX_WIDTH), "l1": _PENALTY, "l2": _PENALTY},
             note="multi-layer perceptron; widths lists the hidden layers",
+            stacked={"dropout": "dropout masks are drawn differently per engine",
+                     "batch_norm": "batch_norm has no stacked version"},
         ),
         "linear": Entry(dict(_COMMON), ranges={"l1": _PENALTY, "l2": _PENALTY},
-                        note="no hidden layer: linear/logistic regression, the perceptron"),
+                        note="no hidden layer: linear/logistic regression, the perceptron", stacked={}),
         "cnn": Entry(
             {"filters": [8, 16], "kernel_size": 3, "widths": [32], "activation": "relu", "dropout": 0.0, **_COMMON},
             choices={"activation": _HIDDEN},
@@ -38,6 +40,15 @@ MODELS = Registry(
         ),
     },
 )
+
+
+def stacking_blocker(model):
+    """Why the vectorized engine cannot stack a model ('' when it can), as its catalogue entry declares."""
+    name = MODELS.parse(model)["name"]
+    stacked, options = MODELS.entries[name].stacked, MODELS.resolve(model)
+    if stacked is None:
+        return f"model {name!r} has no stacked version"
+    return next((reason for option, reason in stacked.items() if options.get(option)), "")
 
 
 class _Layers:

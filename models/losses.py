@@ -1,6 +1,6 @@
 """Losses, the tasks they apply to, and the output head and target encoding each one needs.
 
-The catalogue metadata imports no TensorFlow; `get`, `build_metrics` do.
+The catalogue metadata imports no TensorFlow; `get` does.
 """
 
 from dataclasses import dataclass
@@ -34,25 +34,6 @@ LOSS_TASKS = {
     "binary_crossentropy": ("binary",),
     "categorical_crossentropy": CLASSIFICATION,
 }
-
-# Metrics a spec may ask for, and the tasks where they make sense.
-METRICS = {
-    "accuracy": CLASSIFICATION,
-    "auc": ("binary",),
-    "mean_absolute_error": ("regression",),
-    "mean_squared_error": ("regression",),
-    "root_mean_squared_error": ("regression",),
-}
-DEFAULT_METRICS = {
-    "binary": ["accuracy"],
-    "multiclass": ["accuracy"],
-    "regression": ["mean_absolute_error", "root_mean_squared_error"],
-}
-
-
-def greater_is_better(metric):
-    """True for accuracy-like metrics, False for losses and errors (`val_` prefix allowed)."""
-    return metric.removeprefix("val_").removeprefix("test_") in ("accuracy", "auc")
 
 
 def check_loss(loss, task):
@@ -111,20 +92,3 @@ def get(identifier):
     return classes[spec["name"]](**params)
 
 
-def build_metrics(names, head):
-    """Keras metric objects named as in `names`, matched to the head's target encoding."""
-    import keras
-
-    accuracy = {
-        "one_hot": keras.metrics.CategoricalAccuracy,
-        "binary": keras.metrics.BinaryAccuracy,
-    }
-    classes = {
-        "auc": keras.metrics.AUC,
-        "mean_absolute_error": keras.metrics.MeanAbsoluteError,
-        "mean_squared_error": keras.metrics.MeanSquaredError,
-        "root_mean_squared_error": keras.metrics.RootMeanSquaredError,
-    }
-    return [
-        accuracy[head.target](name=n) if n == "accuracy" else classes[n](name=n) for n in names
-    ]

@@ -19,7 +19,7 @@ import numpy as np
 
 
 def train(engine, depth, epochs, seeds, output):
-    from experiments.results import load_tables
+    from experiments.reporting.tables import load_tables
     from experiments.runner import run_experiment
     from experiments.spec import validate
 

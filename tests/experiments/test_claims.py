@@ -9,8 +9,8 @@ import pytest
 from rendered import markdown_tables
 
 from experiments import cli
-from experiments.claims import combine, decide, interval
-from experiments.results import load_tables
+from experiments.claims.evaluate import combine, decide, interval
+from experiments.reporting.tables import load_tables
 from experiments.spec import load_config, validate
 
 CLAIMS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments", "configs", "claims").glob("*.toml"))

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.datasets import DATASETS, load_dataset
+from experiments.data import DATASETS, load_dataset
 
 
 @pytest.mark.parametrize("name, task, classes", [

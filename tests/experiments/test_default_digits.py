@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.results import load_tables, summarize_cells
+from experiments.reporting.tables import load_tables, summarize_cells
 from experiments.runner import run_experiment
 from experiments.spec import apply_overrides, load_config, validate
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from experiments import diagnostics
+from experiments.engines import diagnostics
+from experiments.spec import diagnostics as quantities
 from experiments.spec import validate
 
 
@@ -59,7 +60,7 @@ def test_dead_saturated_and_gradient_ratio():
     assert scalars["gradient_ratio"] == pytest.approx(gradient[0].std() / gradient[2].std())
     assert set(tables) == {f"{role}/{layer}" for role in ("kernel", "bias") for layer in ("hidden_0", "hidden_1",
                                                                                          "output")}
-    assert diagnostics.summary(scalars)["dead_fraction"] == 0.5
+    assert quantities.summary(scalars)["dead_fraction"] == 0.5
 
 
 def test_keras_probe_sees_zeros_and_he_normal_as_expected():
@@ -111,7 +112,7 @@ def test_a_deep_sigmoid_nets_top_layer_pinned_near_zero_counts_as_saturated():
     assert 0.07 < scalars["activation_mean/hidden_4"] < 0.09 and scalars["activation_std/hidden_4"] < 0.01
     assert scalars["saturated_fraction/hidden_4"] == 1.0
     assert all(scalars[f"saturated_fraction/hidden_{i}"] < 0.5 for i in range(4))
-    assert diagnostics.summary(scalars)["saturated_fraction"] == pytest.approx(
+    assert quantities.summary(scalars)["saturated_fraction"] == pytest.approx(
         np.mean([scalars[f"saturated_fraction/hidden_{i}"] for i in range(5)]))
 
 

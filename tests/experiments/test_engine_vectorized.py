@@ -15,8 +15,10 @@ import time
 import numpy as np
 import pytest
 
-from experiments import engine_keras, engine_vectorized, rundir
-from experiments.results import load_tables
+from experiments.engines import keras_fit as engine_keras
+from experiments.engines import vectorized as engine_vectorized
+from experiments.records import rundir
+from experiments.reporting.tables import load_tables
 from experiments.runner import resolve_engines, run_experiment
 from experiments.spec import expand, validate
 from initializers import INITIALIZERS
@@ -60,7 +62,9 @@ def test_every_members_initial_weights_are_bit_identical_to_the_reference(tmp_pa
 def _reference_weights(run, data, folder):
     recorder = rundir.RunRecorder(run, folder / run.run_id, folder)
     recorder.start()
-    return engine_keras.fit_one(run, data, recorder)[0].get_weights()
+    model, head = engine_keras.build_model(run.config, data)
+    engine_keras.fit(model, head, run.config, data, recorder)
+    return model.get_weights()
 
 
 def test_after_one_epoch_every_members_weights_match_the_reference(tmp_path):

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from conftest import TINY, write_config
 
-from experiments import store
 from experiments.cli import main
-from experiments.rundir import read_result
+from experiments.records import store
+from experiments.records.rundir import read_result
 
 # two stacked groups of four runs (one per learning rate) for the vectorized engine, and a model it
 # cannot stack (dropout), whose eight runs the keras engine trains one by one

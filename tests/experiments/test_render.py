@@ -10,7 +10,7 @@ from conftest import write_config
 from rendered import console_tables, html_tables, html_text, markdown_tables, markdown_unescape
 
 from experiments import cli
-from experiments.render import cell_text, console_table, html_table, markdown_table
+from experiments.reporting.render import cell_text, console_table, html_table, markdown_table
 
 NASTY = "A | B <script>alert(\"x\")</script> & <img src=x onerror=alert(1)> 'quoted' `code` *star* [l](u) 1. list"
 

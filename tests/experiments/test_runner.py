@@ -8,9 +8,9 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util
 
-from experiments import engine_keras
-from experiments.report import build_report
-from experiments.results import load_tables, summarize_cells
+from experiments.engines import keras_fit as engine_keras
+from experiments.reporting.report import build_report
+from experiments.reporting.tables import load_tables, summarize_cells
 from experiments.runner import run_experiment
 from experiments.spec import validate
 from initializers.registry import label

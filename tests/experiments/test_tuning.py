@@ -15,7 +15,7 @@ from conftest import wait_until, write_config
 from rendered import markdown_unescape
 
 from experiments import cli
-from experiments.tune_report import load_trials
+from experiments.reporting.tune_report import load_trials
 from initializers.registry import label
 
 MOONS = {
@@ -325,7 +325,7 @@ def test_every_tuner_runs_by_name(tmp_path, tuner, tune):
 def test_ties_go_to_the_earliest_trial_whatever_order_the_oracle_holds_them_in():
     from types import SimpleNamespace
 
-    from experiments.tuning import _ranked
+    from experiments.tuning.search import _ranked
 
     def trial(trial_id, score, status="COMPLETED"):
         return SimpleNamespace(trial_id=trial_id, score=score, status=status)

@@ -44,27 +44,53 @@ def _entry(note, **params):
     return Entry({**params, **_PREPARE}, note=note, **_CHECKS)
 
 
-DATASETS = Registry(
-    "dataset",
-    {
-        "digits": _entry("embedded: 1797 handwritten digits, 8x8 images, 10 classes"),
-        "breast_cancer": _entry("embedded: 569 tumours, 30 features, binary"),
-        "wine": _entry("embedded: 178 wines, 13 features, 3 classes"),
-        "iris": _entry("embedded: 150 flowers, 4 features, 3 classes"),
-        "diabetes": _entry("embedded: 442 patients, 10 features, regression"),
-        "moons": _entry("generated: two interleaved half-moons, binary", n_samples=1000, noise=0.2),
-        "circles": _entry("generated: two concentric circles, binary", n_samples=1000, noise=0.1, factor=0.5),
-        "xor": _entry("generated: XOR of two coordinates' signs, binary", n_samples=1000, noise=0.1),
-        "regression": _entry(
-            "generated: Friedman #1 non-linear regression; add outliers with outlier_fraction",
-            n_samples=1000, n_features=8, noise=0.5,
-        ),
-        "csv": _entry("local CSV file: path, target column, task (auto infers it)", path="", target="", task="auto"),
-        "npz": _entry("local .npz file with arrays x and y", path="", task="auto"),
-        "mnist": _entry("local file only: path to mnist.npz (x_train, y_train, x_test, y_test)", path=""),
-        "fashion_mnist": _entry("local file only: path to an .npz with x_train, y_train, x_test, y_test", path=""),
-    },
-)
+def _sklearn(loader, task, shape=None):
+    """An embedded scikit-learn dataset: `sklearn.datasets.<loader>`, reshaped to `shape` per example."""
+    def load(name, options):
+        from sklearn import datasets as sk
+
+        x, y = getattr(sk, loader)(return_X_y=True)
+        return (x if shape is None else x.reshape(-1, *shape)), y, task, None
+
+    return load
+
+
+def _rng(options):
+    return np.random.default_rng(options["split_seed"])
+
+
+def _moons(name, options):
+    from sklearn import datasets as sk
+
+    x, y = sk.make_moons(options["n_samples"], noise=options["noise"], random_state=_rng(options).integers(2**31))
+    return x, y, "binary", None
+
+
+def _circles(name, options):
+    from sklearn import datasets as sk
+
+    if not options["factor"] < 1:
+        raise ValueError(f"dataset 'circles' parameter 'factor' must be in (0, 1), got {options['factor']}")
+    x, y = sk.make_circles(options["n_samples"], noise=options["noise"], factor=options["factor"],
+                           random_state=_rng(options).integers(2**31))
+    return x, y, "binary", None
+
+
+def _xor(name, options):
+    rng = _rng(options)
+    x = rng.uniform(-1, 1, size=(options["n_samples"], 2))
+    y = (x[:, 0] * x[:, 1] > 0).astype(int)
+    return x + rng.normal(0, options["noise"], size=x.shape), y, "binary", None
+
+
+def _friedman(name, options):
+    from sklearn import datasets as sk
+
+    if options["n_features"] < 5:
+        raise ValueError(f"dataset 'regression' needs n_features >= 5, got {options['n_features']}")
+    x, y = sk.make_friedman1(options["n_samples"], n_features=options["n_features"], noise=options["noise"],
+                             random_state=_rng(options).integers(2**31))
+    return x, y, "regression", None
 
 
 @dataclass
@@ -100,44 +126,6 @@ class Dataset:
         }
 
 
-# --- raw loaders: each returns (x, y, task or "auto", predefined test split or None) ---
-
-def _sklearn(name):
-    from sklearn import datasets as sk
-
-    loaders = {
-        "digits": sk.load_digits, "breast_cancer": sk.load_breast_cancer, "wine": sk.load_wine,
-        "iris": sk.load_iris, "diabetes": sk.load_diabetes,
-    }
-    x, y = loaders[name](return_X_y=True)
-    if name == "digits":
-        x = x.reshape(-1, 8, 8, 1)  # image-shaped, so the CNN can use it; the MLP flattens
-    task = {"breast_cancer": "binary", "diabetes": "regression"}.get(name, "multiclass")
-    return x, y, task, None
-
-
-def _generated(name, options, rng):
-    from sklearn import datasets as sk
-
-    n, noise = options["n_samples"], options["noise"]
-    if name == "moons":
-        x, y = sk.make_moons(n, noise=noise, random_state=rng.integers(2**31))
-    elif name == "circles":
-        if not options["factor"] < 1:
-            raise ValueError(f"dataset 'circles' parameter 'factor' must be in (0, 1), got {options['factor']}")
-        x, y = sk.make_circles(n, noise=noise, factor=options["factor"], random_state=rng.integers(2**31))
-    elif name == "xor":
-        x = rng.uniform(-1, 1, size=(n, 2))
-        y = (x[:, 0] * x[:, 1] > 0).astype(int)
-        x = x + rng.normal(0, noise, size=x.shape)
-    else:
-        if options["n_features"] < 5:
-            raise ValueError(f"dataset 'regression' needs n_features >= 5, got {options['n_features']}")
-        x, y = sk.make_friedman1(n, n_features=options["n_features"], noise=noise, random_state=rng.integers(2**31))
-        return x, y, "regression", None
-    return x, y, "binary", None
-
-
 def _require_path(name, path, how):
     if not path:
         raise ValueError(f"dataset '{name}' needs a local file: set dataset.path to {how}")
@@ -146,7 +134,7 @@ def _require_path(name, path, how):
     return Path(path)
 
 
-def _csv(options):
+def _csv(name, options):
     import pandas as pd
 
     path = _require_path("csv", options["path"], "a CSV file with a header row")
@@ -213,16 +201,6 @@ def _npz(name, options):
     return x[..., None], y, "multiclass", (x_test[..., None], y_test)
 
 
-def _raw(name, options):
-    if name in ("digits", "breast_cancer", "wine", "iris", "diabetes"):
-        return _sklearn(name)
-    if name in ("moons", "circles", "xor", "regression"):
-        return _generated(name, options, np.random.default_rng(options["split_seed"]))
-    if name == "csv":
-        return _csv(options)
-    return _npz(name, options)
-
-
 # --- preparation ---
 
 def _infer_task(y):
@@ -242,6 +220,32 @@ def _check_finite(name, x, y):
             raise ValueError(f"dataset '{name}': {bad} NaN or infinite values in its {what}; drop or impute them first")
 
 
+# One entry per dataset: its catalogue entry (note and options) and its loader, `loader(name,
+# options) -> (x, y, task or "auto", a predefined test split or None)`. Adding a dataset is one line here.
+_CATALOGUE = {
+    "digits": (_entry("embedded: 1797 handwritten digits, 8x8 images, 10 classes"),
+               _sklearn("load_digits", "multiclass", (8, 8, 1))),  # image-shaped, for the CNN; the MLP flattens
+    "breast_cancer": (_entry("embedded: 569 tumours, 30 features, binary"), _sklearn("load_breast_cancer", "binary")),
+    "wine": (_entry("embedded: 178 wines, 13 features, 3 classes"), _sklearn("load_wine", "multiclass")),
+    "iris": (_entry("embedded: 150 flowers, 4 features, 3 classes"), _sklearn("load_iris", "multiclass")),
+    "diabetes": (_entry("embedded: 442 patients, 10 features, regression"), _sklearn("load_diabetes", "regression")),
+    "moons": (_entry("generated: two interleaved half-moons, binary", n_samples=1000, noise=0.2), _moons),
+    "circles": (_entry("generated: two concentric circles, binary", n_samples=1000, noise=0.1, factor=0.5),
+                _circles),
+    "xor": (_entry("generated: XOR of two coordinates' signs, binary", n_samples=1000, noise=0.1), _xor),
+    "regression": (_entry("generated: Friedman #1 non-linear regression; add outliers with outlier_fraction",
+                          n_samples=1000, n_features=8, noise=0.5), _friedman),
+    "csv": (_entry("local CSV file: path, target column, task (auto infers it)", path="", target="", task="auto"),
+            _csv),
+    "npz": (_entry("local .npz file with arrays x and y", path="", task="auto"), _npz),
+    "mnist": (_entry("local file only: path to mnist.npz (x_train, y_train, x_test, y_test)", path=""),
+              _npz),
+    "fashion_mnist": (_entry("local file only: path to an .npz with x_train, y_train, x_test, y_test", path=""),
+                      _npz),
+}
+DATASETS = Registry("dataset", {name: entry for name, (entry, _) in _CATALOGUE.items()})
+
+
 def load_dataset(spec):
     """Load and prepare a dataset from its spec (`"digits"` or `{"name": "digits", **options}`).
 
@@ -250,7 +254,7 @@ def load_dataset(spec):
     """
     spec = DATASETS.parse(spec)
     name, options = spec["name"], DATASETS.resolve(spec)
-    x, y, task, test = _raw(name, options)
+    x, y, task, test = _CATALOGUE[name][1](name, options)
     x = np.asarray(x, dtype="float64")
     y = np.asarray(y)
     _check_finite(name, x, y)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments import store
-from experiments.render import Code, Page
-from experiments.report import _pyplot
-from experiments.results import format_cell, load_tables, summarize_cells
+from experiments.records import store
+from experiments.reporting.plots import pyplot
+from experiments.reporting.render import Code, Page
+from experiments.reporting.tables import format_cell, load_tables, summarize_cells
 from initializers.registry import label
-from models.losses import greater_is_better
+from models.metrics import greater_is_better
 
 TRIAL_COLUMNS = ["project", "cell", "trial_id", "status", "worker", "learning_rate", "batch_size", "objective",
                  "best_epoch", "epochs_run", "seconds", "reason"]
@@ -58,7 +58,7 @@ def plot_sensitivity(trials, best, tune, hp, path):
     crosses on the lower edge, the cell's best trial starred."""
     import matplotlib.colors
 
-    plt = _pyplot()
+    plt = pyplot()
     cells = list(dict.fromkeys(trials["cell"]))
     columns = min(4, len(cells))
     rows = math.ceil(len(cells) / columns)

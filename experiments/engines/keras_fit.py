@@ -1,5 +1,6 @@
 """The reference engine: one Keras `fit` per run, as a user would write it, except that the
-mini-batches come in the run's own order (`training.epoch_orders`) rather than Keras' shuffle.
+mini-batches come in the run's own order (`procedure.epoch_orders`) rather than Keras' shuffle.
+Tuner trials train with the same `build_model` and `fit`.
 
 Other engines must match its results; every engine reports through `RunRecorder`, so run
 folders, tables, reports and TensorBoard look the same whichever engine trained them.
@@ -7,8 +8,13 @@ folders, tables, reports and TensorBoard look the same whichever engine trained 
 
 import time
 
-from experiments.diagnostics import due, keras_probe
-from experiments.training import epoch_orders, failure_reason, steps_per_epoch
+from experiments.engines.diagnostics import due, keras_probe
+from experiments.engines.procedure import early_stopping, epoch_orders, failure_reason, steps_per_epoch
+from models import build, head_for
+from models.losses import encode_targets
+from models.losses import get as get_loss
+from models.metrics import build_metrics
+from models.optimizers import get as get_optimizer
 
 
 def group_key(run, data):
@@ -45,56 +51,53 @@ def batches(x, y, orders, batch_size):
     return indices.map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(2)
 
 
-def fit_one(run, data, recorder):
-    """Seed, build, compile, fit with validation each epoch, recording every epoch.
+def build_model(config, data):
+    """Seed, build and compile a run's model (`config`: a run's resolved config).
 
     Returns:
-        (the trained model, its output head).
+        (the compiled model, its output head).
     """
     import keras
 
-    from experiments import optimizers
-    from models import build, head_for
-    from models.losses import build_metrics, encode_targets
-    from models.losses import get as get_loss
-
-    config = run.config
-    steps = steps_per_epoch(len(data.x_train), config["batch_size"])
     keras.utils.set_random_seed(config["seed"])  # python, numpy and TF: dropout
     head = head_for(data.task, config["loss"], data.n_classes, data.n_targets)
-    model = build(config["model"], data.input_shape, head, config["initializer"],
-                  config["bias_initializer"], config["seed"])
+    model = build(config["model"], data.input_shape, head, config["initializer"], config["bias_initializer"],
+                  config["seed"])
     model.compile(
-        optimizer=optimizers.get(config["optimizer"], config["learning_rate"]),
+        optimizer=get_optimizer(config["optimizer"], config["learning_rate"]),
         loss=get_loss(config["loss"]),
         metrics=build_metrics(config["metrics"], head),
         # one graph call per epoch: far less Python overhead, the same batches and updates
-        steps_per_execution=steps,
-    )
-    probe = config["diagnostics"]["probe"]
-    x_probe, y_probe = data.x_train[:probe], encode_targets(data.y_train[:probe], head)
-    callbacks = [_record_callback(recorder, lambda model: keras_probe(model, config, head, x_probe, y_probe))]
-    stopping = config["early_stopping"]
-    if stopping["patience"]:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=stopping["monitor"], patience=stopping["patience"], min_delta=stopping["min_delta"],
-            restore_best_weights=True,
-        ))
-    orders = epoch_orders(config["seed"], config["epochs"], len(data.x_train))
-    model.fit(
-        batches(data.x_train, encode_targets(data.y_train, head), orders, config["batch_size"]),
-        steps_per_epoch=steps, epochs=config["epochs"], shuffle=False, verbose=0, callbacks=callbacks,
-        validation_data=(data.x_val, encode_targets(data.y_val, head)), validation_batch_size=config["batch_size"],
+        steps_per_execution=steps_per_epoch(len(data.x_train), config["batch_size"]),
     )
     return model, head
+
+
+def fit(model, head, config, data, recorder, callbacks=(), initial_epoch=0, epochs=None):
+    """Fit with validation each epoch, in the run's batch order, recording every epoch through
+    `recorder` (a `RunRecorder`: it stops the fit when the run diverges); early stopping restores
+    the best weights. `callbacks`, `initial_epoch` and `epochs` come from keras-tuner in a trial."""
+    epochs = epochs or config["epochs"]
+    steps = steps_per_epoch(len(data.x_train), config["batch_size"])
+    probe = config["diagnostics"]["probe"]
+    x_probe, y_probe = data.x_train[:probe], encode_targets(data.y_train[:probe], head)
+    stopping = early_stopping(config["early_stopping"])
+    callbacks = [*callbacks, _record_callback(recorder, lambda m: keras_probe(m, config, head, x_probe, y_probe)),
+                 *([stopping] if stopping else [])]
+    orders = epoch_orders(config["seed"], epochs, len(data.x_train))[initial_epoch:]
+    return model.fit(
+        batches(data.x_train, encode_targets(data.y_train, head), orders, config["batch_size"]),
+        steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0,
+        callbacks=callbacks, validation_data=(data.x_val, encode_targets(data.y_val, head)),
+        validation_batch_size=config["batch_size"],
+    )
 
 
 def train_one(run, data, recorder):
     """Fit, then unless the run diverged evaluate on the test and the training set: the two
     metrics dicts, or (None, None)."""
-    from models.losses import encode_targets
-
-    model, head = fit_one(run, data, recorder)
+    model, head = build_model(run.config, data)
+    fit(model, head, run.config, data, recorder)
     if recorder.diverged:
         return None, None
     return tuple(model.evaluate(x, encode_targets(y, head), batch_size=256, verbose=0, return_dict=True)

@@ -11,10 +11,13 @@ machine's, or a container's limit) is refused with the estimate, before anything
 import os
 from pathlib import Path
 
+from initializers.registry import label
+from models.builders import layer_sizes, stacking_blocker
+
 RUNTIME_BYTES = 1.5 * 2**30  # TensorFlow, Keras and Python themselves
 WEIGHT_COPIES = 8  # weights, 2 optimizer slots, gradients, pre-step copy, best weights, 2 host copies
 ACTIVATION_COPIES = 4  # pre-activations, outputs and their gradients, per layer
-EVAL_CHUNK = 2048  # the vectorized engine evaluates this many examples at a time
+EVAL_CHUNK = 2048  # examples per evaluation call of the vectorized engine: bounds memory on large sets
 GIB = 2**30
 
 
@@ -46,17 +49,13 @@ def group_size(spec, model):
     """Runs per training group, at most: the vectorized engine stacks every run that shares the
     dataset, model, optimizer, learning rate and batch size; the keras engine (and a model the
     vectorized engine cannot stack) trains one at a time."""
-    from experiments.engine_vectorized import unsupported
-
-    if spec["engine"] != "vectorized" or unsupported(model):
+    if spec["engine"] != "vectorized" or stacking_blocker(model):
         return 1
     return len(spec["initializers"]) * len(spec["losses"]) * len(spec["seeds"])
 
 
 def peak_bytes(spec, datasets):
     """(estimated peak bytes, a phrase naming what dominates)."""
-    from models.builders import layer_sizes
-
     data = sum(4 * 3 * sum(getattr(d, f"x_{s}").size + getattr(d, f"y_{s}").size * max(d.n_classes, 1)
                            for s in ("train", "val", "test")) for d in datasets)
     worst, what = 0.0, ""
@@ -79,8 +78,6 @@ def peak_bytes(spec, datasets):
 
 
 def _label(model):
-    from initializers.registry import label
-
     text = label(model)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import store
+from experiments.records import store
+from experiments.records.experiment import load_experiment
+from experiments.spec.grid import AXES
 
 GROUPS = {"": "train", "val_": "validation", "test_": "test"}
 MEAN_STD = "mean_std"
@@ -161,14 +163,22 @@ class RunLog(Events):
 # -- the experiment's own records ------------------------------------------------------------
 
 
-def session_hparams(run):
-    """A run's HParams: its axes but the seed, so a cell's seed repeats form one session group."""
-    return {k: float(v) if k == "learning_rate" else v for k, v in run.axes.items() if k != "seed"}
+def session_hparams(axes):
+    """A run's HParams from its axes (`RunSpec.axes`, or a run listed in experiment.json): every
+    axis but the seed, so a cell's seed repeats form one session group."""
+    return {key: float(axes[key]) if key == "learning_rate" else axes[key] for _, key, _ in AXES if key in axes}
+
+
+def run_log(run_dir, run):
+    """A run's TensorBoard log, the sink `rundir.RunRecorder` writes to: its HParams session is
+    grouped by the run's cell folder."""
+    return RunLog(run_dir, run.run_id.rsplit("/", 1)[0], session_hparams(run.axes), run.config)
 
 
 def hparams_config(spec, runs):
-    """The HParams experiment: each axis' declared values (as the runs label them), and the
-    train/validation/test metrics; diagnostics and aggregates are not metrics."""
+    """The HParams experiment: each axis' declared values (as the runs label them, `runs` as
+    experiment.json lists them), and the train/validation/test metrics; diagnostics and
+    aggregates are not metrics."""
     from tensorboard.plugins.hparams import api as hp
 
     values = [session_hparams(r) for r in runs]
@@ -213,16 +223,13 @@ def write_experiment(exp_dir, report_dir=None, tables=None):
     """(Re)write the experiment's TensorBoard records: HParams config, layout, config and
     environment text, the report's plots (from `report_dir`), and the mean +- std runs (from
     `tables`, the `results.load_tables` pair)."""
-    from experiments.results import load_experiment
-    from experiments.spec import expand
-
     exp_dir = Path(exp_dir)
     experiment = load_experiment(exp_dir)
     spec = experiment["spec"]
     for old in exp_dir.glob("events.out.tfevents.*"):
         store.remove(old, exp_dir)
     events = Events(exp_dir)
-    events.write("", 0, hparams_config(spec, expand(spec)))
+    events.write("", 0, hparams_config(spec, experiment["runs"]))
     events.write("", 0, _margin_layout(curve_tags(spec)))
     events.text("", "config", _code(spec))
     events.text("", "environment", _code(experiment["environment"]))

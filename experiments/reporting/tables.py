@@ -5,28 +5,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from experiments.rundir import DIAGNOSTICS, HISTORY, read_result
-from experiments.store import read_json
-from models.losses import greater_is_better
+from experiments.records.experiment import load_experiment
+from experiments.records.rundir import DIAGNOSTICS, HISTORY, read_result
+from models.metrics import greater_is_better
 
 AXES = ("dataset", "model", "initializer", "loss", "optimizer", "learning_rate", "batch_size")
 STATUSES = ("ok", "diverged", "failed", "unfinished")  # a run's status, or not finished yet
 LISTED = ("run_id", "cell", *AXES, "seed", "engine")  # what experiment.json lists of each run
-
-
-def load_experiment(exp_dir):
-    """The experiment record written by the runner (spec, run list, dataset, environment)."""
-    path = Path(exp_dir) / "experiment.json"
-    if not path.is_file():
-        raise ValueError(f"no experiment at {str(exp_dir)!r} (missing experiment.json); run it first")
-    try:
-        experiment = read_json(path)
-    except (UnicodeDecodeError, ValueError):
-        experiment = None
-    if not isinstance(experiment, dict) or not {"spec", "runs", "environment"} <= set(experiment):
-        raise ValueError(f"{str(path)!r} is damaged; run the experiment's command again to rebuild it "
-                         "(finished runs are kept)")
-    return experiment
 
 
 def load_tables(exp_dir):

@@ -23,24 +23,13 @@ import time
 
 import numpy as np
 
-from experiments.diagnostics import backprop, due
-from experiments.training import epoch_orders, failure_reason
+from experiments.engines.diagnostics import backprop, due
+from experiments.engines.procedure import MemberEarlyStopping, epoch_orders, failure_reason
+from experiments.spec.budget import EVAL_CHUNK
 from models.builders import MODELS
+from models.metrics import METRICS, auc_thresholds
 
 JIT = True
-EVAL_CHUNK = 2048  # examples per evaluation call: bounds memory on large sets
-
-
-def unsupported(model):
-    """Why this engine cannot train a model ('' when it can); the runner then uses the reference."""
-    name, model = MODELS.parse(model)["name"], MODELS.resolve(model)
-    if name == "cnn":
-        return "model 'cnn' has no stacked version"
-    if model.get("dropout"):
-        return "dropout masks are drawn differently per engine"
-    if model.get("batch_norm"):
-        return "batch_norm has no stacked version"
-    return ""
 
 
 def _loss_key(job):
@@ -89,10 +78,9 @@ class Group:
     """One group's stacked model (`.model`, member m is index m of every weight) and its training loop."""
 
     def __init__(self, members, data, head):
-        import keras
         import tensorflow as tf
 
-        from experiments import optimizers
+        from models import optimizers
         from models.losses import encode_targets
         from models.losses import get as get_loss
         from models.stacked import build_stacked_mlp
@@ -122,9 +110,10 @@ class Group:
             loss.reduction = None
             self.slices.append((start, stop, loss))
             start = stop
-        self.metrics = config["metrics"]
-        self.thresholds = np.asarray(keras.metrics.AUC().thresholds, dtype="float32") if "auc" in self.metrics else None
-        self.n_stats = sum(4 * len(self.thresholds) if m == "auc" else 1 for m in self.metrics)
+        self.metrics = {name: METRICS[name] for name in config["metrics"]}
+        needed = any(m.thresholds for m in self.metrics.values())
+        self.thresholds = auc_thresholds() if needed else np.zeros(0, dtype="float32")
+        self.n_stats = sum(m.columns(self.thresholds) for m in self.metrics.values())
         self.active = tf.Variable(np.ones(self.size, dtype=bool), trainable=False)
         probe = config["diagnostics"]["probe"]
         self.probe = self.x["train"][:probe], self.y["train"][:probe]
@@ -156,26 +145,8 @@ class Group:
 
     def _stats(self, y, p):
         """Per-member sums over the batch from which every metric follows: (M, k)."""
-        tf = self.tf
-        columns = []
-        for name in self.metrics:
-            if name == "accuracy" and self.head.target == "one_hot":
-                hit = tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(p, -1)), "float32")
-                columns.append(tf.reduce_sum(hit, axis=1)[:, None])
-            elif name == "accuracy":
-                hit = tf.cast(tf.equal(y, tf.cast(p > 0.5, "float32")), "float32")
-                columns.append(tf.reduce_sum(tf.reduce_mean(hit, -1), axis=1)[:, None])
-            elif name == "mean_absolute_error":
-                columns.append(tf.reduce_sum(tf.reduce_mean(tf.abs(y - p), -1), axis=1)[:, None])
-            elif name in ("mean_squared_error", "root_mean_squared_error"):
-                columns.append(tf.reduce_sum(tf.reduce_mean(tf.square(y - p), -1), axis=1)[:, None])
-            elif name == "auc":
-                above = tf.reshape(p, (self.size, -1))[:, :, None] > self.thresholds  # (M, N, T)
-                positive = tf.reshape(y, (self.size, -1))[:, :, None] > 0.5
-                count = lambda mask: tf.reduce_sum(tf.cast(mask, "float32"), axis=1)  # noqa: E731
-                columns += [count(above & positive), count(above & ~positive),
-                            count(~above & positive), count(~above & ~positive)]
-        return tf.concat(columns, axis=1) if columns else tf.zeros((self.size, 0))
+        columns = [column for metric in self.metrics.values() for column in metric.sums(y, p, self.thresholds)]
+        return self.tf.concat(columns, axis=1) if columns else self.tf.zeros((self.size, 0))
 
     def _train_step(self, idx):
         """One optimizer step of every member on its batch `idx` (M, batch): (losses, stats)."""
@@ -229,7 +200,7 @@ class Group:
 
     def _diagnose(self, step, active):
         """Per-layer diagnostics of every active member (`experiments.diagnostics`)."""
-        from experiments.diagnostics import layer_kinds, measure, signals
+        from experiments.engines.diagnostics import layer_kinds, measure, signals
 
         outputs, gradients = signals(self.backprop, self.probe[0])
         layers = self.model.dense_layers
@@ -243,17 +214,10 @@ class Group:
     def _logs(self, loss_sum, stat_sum, n, prefix=""):
         """One logs dict per member, keyed and ordered as Keras logs them (sorted names)."""
         stats, values, col = np.asarray(stat_sum, dtype="float64"), {}, 0
-        for name in self.metrics:
-            if name == "auc":
-                tp, fp, fn, tn = (stats[:, col + i * len(self.thresholds):col + (i + 1) * len(self.thresholds)]
-                                  for i in range(4))
-                col += 4 * len(self.thresholds)
-                values[name] = _roc_auc(tp, fp, fn, tn)
-            else:
-                values[name] = stats[:, col] / n
-                if name == "root_mean_squared_error":
-                    values[name] = np.sqrt(values[name])
-                col += 1
+        for name, metric in self.metrics.items():
+            width = metric.columns(self.thresholds)
+            values[name] = metric.value(stats[:, col:col + width], n, self.thresholds)
+            col += width
         values["loss"] = np.asarray(loss_sum, dtype="float64") / n
         return [{prefix + k: float(values[k][m]) for k in sorted(values)} for m in range(self.size)]
 
@@ -270,7 +234,7 @@ class Group:
         n, batch, epochs = int(self.x["train"].shape[0]), config["batch_size"], config["epochs"]
         orders = np.stack([epoch_orders(run.config["seed"], epochs, n) for run, _ in self.members])  # (M, E, n)
         full = n // batch * batch
-        stopping = _EarlyStopping(config["early_stopping"], size)
+        stopping = MemberEarlyStopping(config["early_stopping"], size)
         active = np.ones(size, dtype=bool)
         every = config["diagnostics"]["every"]
         if due(0, every, epochs):
@@ -309,51 +273,3 @@ class Group:
         return [recorder.finish("ok", wall, test=None if recorder.diverged else test_logs[m],
                                 train_set=None if recorder.diverged else train_logs[m], share=1 / size)
                 for m, (_, recorder) in enumerate(self.members)]
-
-
-def _roc_auc(tp, fp, fn, tn):
-    """Keras' AUC (ROC, interpolation) from confusion counts at its thresholds, per member."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recall = np.nan_to_num(tp / (tp + fn))
-        fp_rate = np.nan_to_num(fp / (fp + tn))
-    heights = (recall[:, :-1] + recall[:, 1:]) / 2
-    return np.sum((fp_rate[:, :-1] - fp_rate[:, 1:]) * heights, axis=1)
-
-
-class _EarlyStopping:
-    """keras.callbacks.EarlyStopping(restore_best_weights=True), one state per member."""
-
-    def __init__(self, settings, size):
-        from models.losses import greater_is_better
-
-        self.on = settings["patience"] > 0
-        self.monitor, self.patience, self.min_delta = settings["monitor"], settings["patience"], settings["min_delta"]
-        self.sign = 1.0 if greater_is_better(self.monitor) else -1.0
-        self.best = [None] * size
-        self.wait = [0] * size
-        self.best_weights = [None] * size
-
-    def _improved(self, current, best):
-        return best is None or self.sign * (current - self.sign * self.min_delta - best) > 0
-
-    def stop(self, m, epoch, logs, weights):
-        """Keras' rule after an epoch of member m; True when the member stops here."""
-        if not self.on or self.monitor not in logs:
-            return False
-        current = logs[self.monitor]
-        if self.best_weights[m] is None:
-            self.best_weights[m] = [w[m].copy() for w in weights]
-        self.wait[m] += 1
-        if self._improved(current, self.best[m]):
-            self.best[m], self.wait[m] = current, 0
-            self.best_weights[m] = [w[m].copy() for w in weights]
-            return False
-        return self.wait[m] >= self.patience and epoch > 0
-
-    def restore(self, weights):
-        """The stacked weights with every member's best epoch put back."""
-        for m, best in enumerate(self.best_weights):
-            if best is not None:
-                for w, b in zip(weights, best, strict=True):
-                    w[m] = b
-        return weights

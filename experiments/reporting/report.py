@@ -7,13 +7,12 @@ it at any time, even while a grid is still running.
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from experiments import store
-from experiments.diagnostics import SATURATION_TEXT
-from experiments.render import Link, Page
-from experiments.results import (
+from experiments.records import store
+from experiments.reporting import plots
+from experiments.reporting.render import Link, Page
+from experiments.reporting.tables import (
     cell_axes,
     format_cell,
     load_diagnostics,
@@ -21,101 +20,8 @@ from experiments.results import (
     load_tables,
     summarize_cells,
 )
+from experiments.spec.diagnostics import SATURATION_TEXT
 from initializers.registry import label
-from models.losses import greater_is_better
-
-
-def _cell_name(row, axes):
-    return " | ".join(str(row[a]) for a in axes)
-
-
-def _pyplot():
-    """pyplot on the file-only Agg backend (no display on these machines)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    matplotlib.rcParams["text.parse_math"] = False  # a `$` in a user's label is text, not TeX
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _plot_curves(epochs, axes, metric, path):
-    """Validation `metric` per epoch: a panel per loss, a line (mean) and band (+- std) per cell."""
-    plt = _pyplot()
-    losses = list(dict.fromkeys(epochs["loss"]))
-    others = [a for a in axes if a != "loss"]
-    fig, panels = plt.subplots(1, len(losses), figsize=(5 * len(losses), 4), squeeze=False, sharey=True)
-    for panel, loss in zip(panels[0], losses, strict=True):
-        part = epochs[epochs["loss"] == loss]
-        for key, cell in part.groupby(others, sort=False):
-            stats = cell.groupby("epoch")[metric].agg(["mean", "std"]).fillna({"std": 0.0})
-            name = " | ".join(map(str, key if isinstance(key, tuple) else (key,)))
-            line, = panel.plot(stats.index, stats["mean"], label=name)
-            panel.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                               color=line.get_color(), alpha=0.2)
-        panel.set_title(loss)
-        panel.set_xlabel("epoch")
-        panel.xaxis.get_major_locator().set_params(integer=True)
-        panel.grid(alpha=0.3)
-    panels[0][0].set_ylabel(f"{metric} (mean +- std over seeds)")
-    panels[0][-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_heatmap(cells, axes, metric, path):
-    """Mean test `metric` per cell: rows are the non-loss axes, columns the losses."""
-    plt = _pyplot()
-    others = [a for a in axes if a != "loss"]
-    grid = cells.assign(row=[_cell_name(r, others) for _, r in cells.iterrows()]).pivot_table(
-        index="row", columns="loss", values="mean", sort=False, dropna=False)
-    label_width = 0.07 * max(len(str(r)) for r in grid.index)  # inches for the row labels
-    fig, ax = plt.subplots(figsize=(2.2 + label_width + 2.0 * grid.shape[1], 1.2 + 0.5 * grid.shape[0]))
-    values = grid.to_numpy(dtype=float)
-    image = ax.imshow(values, cmap="viridis" if greater_is_better(metric) else "viridis_r", aspect="auto")
-    middle = (pd.Series(values.ravel()).min() + pd.Series(values.ravel()).max()) / 2
-    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=20, ha="right")
-    ax.set_yticks(range(grid.shape[0]), grid.index)
-    for (i, j), value in pd.DataFrame(values).stack(future_stack=True).items():
-        # dark text on the bright end of the colour map
-        bright = (value > middle) == greater_is_better(metric)
-        ax.text(j, i, "-" if pd.isna(value) else f"{value:.3f}", ha="center", va="center",
-                color="k" if bright else "w", fontsize=8)
-    fig.colorbar(image, ax=ax)
-    ax.set_title(f"{metric}, mean over seeds")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_layers(diagnostics, axes, path):
-    """At initialization (step 0), mean over seeds: the activation std per layer (one panel; it
-    does not depend on the loss) and the back-propagated gradient std per layer (a panel per
-    loss), a line per cell: how the signal grows or fades through the network."""
-    plt = _pyplot()
-    first = diagnostics[diagnostics["step"] == 0]
-    others = [a for a in axes if a != "loss"]
-    losses = list(dict.fromkeys(first["loss"]))
-    panels = [("activation_std", None)] + [("gradient_std", loss) for loss in losses]
-    fig, grid = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8), squeeze=False)
-    for ax, (quantity, loss) in zip(grid[0], panels, strict=True):
-        part = first[(first["quantity"] == quantity) & ((first["loss"] == loss) if loss else True)]
-        layers = list(dict.fromkeys(part["layer"]))
-        means = part.groupby([*others, "layer"], sort=False)["value"].mean()
-        for key, values in means.groupby(level=others, sort=False):
-            values = values.droplevel(others).reindex(layers)
-            ax.plot(layers, values.to_numpy(), marker="o", label=" | ".join(map(str, np.atleast_1d(key))))
-        ax.set_yscale("log")
-        ax.yaxis.set_minor_locator(plt.NullLocator())  # hundreds of minor ticks cost a second to draw
-        ax.set_title(f"{quantity}" + (f", {loss}" if loss else ""), fontsize=9)
-        ax.grid(alpha=0.3)
-    grid[0][0].set_ylabel("at initialization, mean over seeds (0 not shown)", fontsize=8)
-    grid[0][0].legend(fontsize=7, loc="upper right")
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.08, top=0.92, wspace=0.25)  # tight_layout costs ~0.5 s here
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _diagnostics_table(runs, axes):
@@ -158,13 +64,13 @@ def build_report(exp_dir, out_dir, tables=None):
     store.write_atomic(out_dir / "cells.csv", cells.to_csv(index=False))
     has_curves = not epochs.empty and f"val_{headline}" in epochs
     if has_curves:
-        _plot_curves(epochs, axes, f"val_{headline}", out_dir / "curves.png")
+        plots.plot_curves(epochs, axes, f"val_{headline}", out_dir / "curves.png")
     if cells["n"].sum():
-        _plot_heatmap(cells, axes, test_metric, out_dir / "heatmap.png")
+        plots.plot_heatmap(cells, axes, test_metric, out_dir / "heatmap.png")
     diagnostics = load_diagnostics(exp_dir, runs)
     if not diagnostics.empty:
         store.write_atomic(out_dir / "diagnostics.csv", diagnostics.to_csv(index=False))
-        _plot_layers(diagnostics, axes, out_dir / "layers.png")
+        plots.plot_layers(diagnostics, axes, out_dir / "layers.png")
 
     others = [a for a in axes if a != "loss"]
     pivot = cells.pivot_table(index=others, columns="loss", values="result", aggfunc="first", sort=False)

@@ -22,7 +22,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from experiments import store
+from experiments.records import store
+from experiments.records.environment import library_versions
+from experiments.spec.diagnostics import summary
+from models.metrics import greater_is_better
 
 CONFIG, HISTORY, RESULT, DIAGNOSTICS = "config.json", "history.csv", "result.json", "diagnostics.csv"
 STATUSES = ("ok", "diverged", "failed")
@@ -113,6 +116,30 @@ def changed_fields(old, new):
     return ", ".join(out)
 
 
+def diverged(logs):
+    """The divergence rule every engine and tuner trial shares: the training loss is NaN or inf."""
+    return not math.isfinite(logs.get("loss", math.nan))
+
+
+class _NoLog:
+    """The sink of a run recorded without a log."""
+
+    def __init__(self, run_dir, run):
+        pass
+
+    def metrics(self, step, logs):
+        pass
+
+    def diagnostics(self, step, scalars, histograms):
+        pass
+
+    def end(self, status, reason=""):
+        pass
+
+    def close(self):
+        pass
+
+
 def start(run_dir, config, root):
     """Empty the run's folder (a rerun or an interrupted run leaves old events) and write its config."""
     run_dir = Path(run_dir)
@@ -127,41 +154,43 @@ class RunRecorder:
     Args:
         run: the `RunSpec`.
         run_dir: its folder, inside `root` (the experiment's folder).
+        log: optional `fn(run_dir, run) -> sink` opening the run's log (TensorBoard:
+            `records.events.run_log`): a sink takes `metrics(step, logs)`, `diagnostics(step,
+            scalars, histograms)`, `end(status, reason)` and `close()`.
         on_epoch: optional `fn(run, row)` called after each epoch (the progress bar).
         on_finish: optional `fn(run, result)` called once the result is written.
         write: False for a run that trains only because its stacked group does (it is finished
             already): it is followed like the others (divergence masks it) but nothing is written.
+        first_epoch: the number of the first epoch recorded (a Hyperband trial continues another).
     """
 
-    def __init__(self, run, run_dir, root, on_epoch=None, on_finish=None, write=True):
-        self.run, self.run_dir, self.root = run, Path(run_dir), root
+    def __init__(self, run, run_dir, root, log=None, on_epoch=None, on_finish=None, write=True, first_epoch=1):
+        self.run, self.run_dir, self.root, self.open_log = run, Path(run_dir), root, log or _NoLog
+        self.first_epoch = first_epoch
         self.on_epoch, self.on_finish, self.write = on_epoch, on_finish, write
         self.history, self.log, self.diverged = [], None, False
         self.epoch_times, self.clock = [], None  # seconds between epoch ends (the first from start)
         self.diagnosed = {}  # step -> diagnostics scalars; diagnostics.csv is written with the result
 
     def start(self):
-        from experiments.tensorboard_log import RunLog, session_hparams
-
         self.clock = time.perf_counter()
         if self.write:
             start(self.run_dir, self.run.config, self.root)
-            self.log = RunLog(self.run_dir, self.run.run_id.rsplit("/", 1)[0], session_hparams(self.run),
-                              self.run.config)
+            self.log = self.open_log(self.run_dir, self.run)
 
     def epoch(self, logs):
         """Record one epoch's metrics; returns False when the loss is NaN or inf (diverged)."""
         now = time.perf_counter()
         self.epoch_times.append(now - self.clock)
         self.clock = now
-        row = {"epoch": len(self.history) + 1, **{k: float(v) for k, v in logs.items()}}
+        row = {"epoch": self.first_epoch + len(self.history), **{k: float(v) for k, v in logs.items()}}
         self.history.append(row)
-        if not math.isfinite(row["loss"]):
+        if diverged(row):
             self.diverged = True
         if self.write:
             line = io.StringIO()
             writer = csv.DictWriter(line, fieldnames=list(self.history[0]), lineterminator="\n")
-            if row["epoch"] == 1:
+            if len(self.history) == 1:
                 writer.writeheader()
             writer.writerow(row)
             store.append_line(self.run_dir / HISTORY, line.getvalue())
@@ -183,12 +212,10 @@ class RunRecorder:
             test, train_set: metrics evaluated after training on the test and training sets.
             share: this run's share of the measured times (runs trained together split them).
         """
-        from experiments.environment import library_versions
-
         if status == "ok" and self.diverged:
             status = "diverged"
         if status == "diverged" and not reason:
-            reason = f"loss became {self.history[-1]['loss']} at epoch {len(self.history)}"
+            reason = f"loss became {self.history[-1]['loss']} at epoch {self.history[-1]['epoch']}"
         test = {f"test_{k}": float(v) for k, v in (test or {}).items()}
         result = {
             "run_id": self.run.run_id, "cell": self.run.cell, **self.run.axes,
@@ -201,7 +228,7 @@ class RunRecorder:
         if not self.write:
             return result
         if test and self.history:
-            self.log.metrics(len(self.history), test)
+            self.log.metrics(self.history[-1]["epoch"], test)
         self.log.end(status, reason)
         if self.diagnosed:  # like history.csv, not synced: without result.json the run is redone anyway
             store.write_rows(self.run_dir / DIAGNOSTICS, sync=False, rows=[
@@ -226,8 +253,6 @@ class RunRecorder:
 
     def _diagnosed(self):
         """diag_init_* (step 0) and diag_end_* (the latest step) headline figures."""
-        from experiments.diagnostics import summary
-
         if not self.diagnosed:
             return {}
         first, last = min(self.diagnosed), max(self.diagnosed)
@@ -237,8 +262,6 @@ class RunRecorder:
 
 def summarize(history, config):
     """Final and best value of every recorded metric, and epochs to reach each threshold."""
-    from models.losses import greater_is_better
-
     out = {}
     if not history:
         return out

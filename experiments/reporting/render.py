@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from experiments import store
+from experiments.records import store
 
 STYLE = ("body{font-family:sans-serif;max-width:75em;margin:2em auto;padding:0 1em}"
          "table{border-collapse:collapse;font-size:90%;margin:0.5em 0}"

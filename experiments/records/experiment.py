@@ -1,0 +1,24 @@
+"""An experiment's own record, experiment.json: the resolved spec, the list of its runs (each
+run's id, cell, axes, seed and engine), the datasets and the environment. Written by the runner
+before anything trains; the tables, reports and TensorBoard records read the run list from it."""
+
+from pathlib import Path
+
+from experiments.records.store import read_json
+
+EXPERIMENT = "experiment.json"
+
+
+def load_experiment(exp_dir):
+    """The experiment record written by the runner (spec, run list, dataset, environment)."""
+    path = Path(exp_dir) / EXPERIMENT
+    if not path.is_file():
+        raise ValueError(f"no experiment at {str(exp_dir)!r} (missing experiment.json); run it first")
+    try:
+        experiment = read_json(path)
+    except (UnicodeDecodeError, ValueError):
+        experiment = None
+    if not isinstance(experiment, dict) or not {"spec", "runs", "environment"} <= set(experiment):
+        raise ValueError(f"{str(path)!r} is damaged; run the experiment's command again to rebuild it "
+                         "(finished runs are kept)")
+    return experiment

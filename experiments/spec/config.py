@@ -1,0 +1,135 @@
+"""A config as the user writes it: a TOML file and `--set key=value` overrides, the fields and
+their defaults, and the checks every numeric field shares (finite, within bounds)."""
+
+import ast
+import copy
+import math
+import tomllib
+from pathlib import Path
+
+DEFAULTS = {
+    "name": "",
+    "description": "",
+    "dataset": None,
+    "model": "mlp",
+    "initializers": None,
+    "bias_initializer": "zeros",
+    "losses": None,
+    "optimizer": "adam",
+    "learning_rate": 0.001,
+    "batch_size": 32,
+    "epochs": 20,
+    "seeds": [0],
+    "early_stopping": {"monitor": "val_loss", "patience": 0, "min_delta": 0.0},
+    "metrics": [],
+    "thresholds": {},
+    "engine": "vectorized",
+    # per-layer diagnostics at step 0, every `every` epochs and at the end, on `probe` examples
+    "diagnostics": {"every": 10, "probe": 256},
+    # a textbook claim and its decision rule (`experiments.claims`); documentation for training
+    "claim": None,
+    # a keras-tuner search of learning rate and batch size (`experiments.tuning`); `run` ignores it
+    "tune": None,
+}
+
+
+class SpecError(ValueError):
+    """Every problem found in a spec, one line each."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def load_config(path):
+    """Read a TOML experiment config; the file's stem is the default experiment name."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError([f"config file not found: {str(path)!r}"])
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is legal UTF-8
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise SpecError([f"config {str(path)!r} is not valid TOML: {' '.join(str(e).split())}"]) from None
+    except OSError as e:
+        raise SpecError([f"config {str(path)!r} cannot be read: {e.strerror}"]) from None
+    config.setdefault("name", path.stem)
+    return config
+
+
+def parse_value(text):
+    """A `--set` value: a Python/TOML-like literal, or else the bare string (`optimizer=sgd`).
+    A value that opens a list, table or tuple must be a whole literal."""
+    text = {"true": "True", "false": "False"}.get(text.strip(), text)
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        if text.strip()[:1] in ("[", "{", "("):
+            raise ValueError(f"--set value {text!r} is not a literal (numbers, strings in quotes, lists, tables; "
+                             "no expressions such as 10**6)") from None
+        return text
+
+
+def apply_overrides(config, assignments):
+    """Apply `key=value` strings; keys are top-level fields or `table.key` (`dataset.noise=0.3`)."""
+    config, problems = copy.deepcopy(config), []
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        head, _, sub = key.partition(".")
+        if not sep or not key:
+            problems.append(f"--set {assignment!r} is not key=value")
+        elif head not in DEFAULTS:
+            problems.append(f"--set: unknown key {head!r}; valid keys: {', '.join(DEFAULTS)}")
+        elif not sub:
+            config[key] = collect(problems, parse_value, text)
+        elif head not in ("dataset", "model", "early_stopping", "thresholds", "bias_initializer", "optimizer",
+                          "diagnostics", "tune"):
+            problems.append(f"--set {key!r}: {head!r} is not a table; set it as {head}=value")
+        elif isinstance(config.get(head), list):
+            problems.append(f"--set {key!r}: {head!r} is a list here; set the whole list as {head}=[...]")
+        else:
+            table = config.get(head, DEFAULTS[head])
+            table = {"name": table} if isinstance(table, str) else dict(table or {})
+            table[sub] = collect(problems, parse_value, text)
+            config[head] = table
+    if problems:
+        raise SpecError(problems)
+    return config
+
+
+# upper bounds: beyond them a value is a typo, not an experiment these machines can run
+MAXIMA = {"learning_rate": 1e12, "batch_size": 10**7, "epochs": 100_000, "tune.max_trials": 100_000,
+          "tune.learning_rate.min": 1e6, "tune.learning_rate.max": 1e6, "tune.learning_rate.step": 1e6,
+          "tune.batch_size": 10**7, "tune.hyperband_factor": 100, "tune.hyperband_iterations": 1000,
+          "tune.max_consecutive_failed_trials": 100_000}
+
+
+MAX_SEED = 2**32 - 1
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def collect(problems, fn, *args):
+    """Call a validator; record its one-line ValueError instead of stopping."""
+    try:
+        return fn(*args)
+    except ValueError as e:
+        problems.append(str(e))
+        return None
+
+
+def number(field, value, kind, minimum_exclusive=0, maximum=None):
+    """A number of the right kind, finite, > `minimum_exclusive` and <= `maximum`."""
+    maximum = MAXIMA.get(field, 1e9) if maximum is None else maximum
+    ok = isinstance(value, int if kind is int else int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not minimum_exclusive < value <= maximum:
+        what = "an integer" if kind is int else "a finite number"
+        raise ValueError(f"{field} must be {what} > {_shown(minimum_exclusive)} and <= {_shown(maximum)}, "
+                         f"got {value!r}")
+    return value
+
+
+def _shown(bound):
+    return f"{bound:,.0f}" if float(bound).is_integer() else f"{bound:g}"

@@ -1,0 +1,188 @@
+"""Validation: a config checked and resolved into a spec, every problem found before anything
+trains and reported at once (one line each). Nothing here imports TensorFlow.
+
+A spec's list-valued axes (initializers, losses, seeds, and dataset, model, optimizer,
+learning_rate or batch_size when given as lists) span the grid (`experiments.spec.grid`).
+"""
+
+import copy
+import itertools
+import json
+import math
+
+import initializers
+from experiments.data import DATASETS, load_dataset
+from experiments.spec.budget import check_memory
+from experiments.spec.claim import check_claim
+from experiments.spec.config import DEFAULTS, MAX_SEED, MAXIMA, SpecError, as_list, collect, number
+from experiments.spec.grid import expand
+from experiments.spec.names import check_name
+from experiments.spec.tune import check_tune
+from initializers import INITIALIZERS
+from initializers.registry import label
+from models.builders import MODELS, layer_sizes
+from models.losses import LOSSES, check_loss
+from models.metrics import DEFAULT_METRICS, METRICS
+from models.optimizers import OPTIMIZERS
+
+REQUIRED = ("dataset", "initializers", "losses")
+ENGINES = ("vectorized", "keras")  # vectorized falls back to keras where it cannot train a model
+
+
+def _check_unique(field, values, parse=None):
+    """Every axis value once: two values that resolve alike (`he_normal` and `{ name = "he_normal" }`,
+    `0.001` and `1e-3`) would be one run twice, written to one folder."""
+    seen = {}
+    for value in values:
+        if value is None:
+            continue
+        key = json.dumps(parse(value), sort_keys=True) if parse else repr(float(value))
+        if key in seen:
+            same = "" if seen[key] == value else f" ({seen[key]!r} and {value!r} are the same)"
+            raise ValueError(f"{field} lists {label(value) if parse else value!r} twice{same}; give each value once")
+        seen[key] = value
+
+
+def validate(config):
+    """Check a config and resolve it; every problem is reported at once.
+
+    Returns:
+        (resolved config, the loaded `Dataset`s in the order of `spec["dataset"]`).
+    Raises:
+        SpecError: one line per problem, each naming the bad value and the valid choices.
+    """
+    problems = []
+    unknown = [k for k in config if k not in DEFAULTS]
+    if unknown:
+        problems.append(f"unknown config keys {unknown}; valid keys: {', '.join(DEFAULTS)}")
+    missing = [k for k in REQUIRED if config.get(k) in (None, [], "")]
+    if missing:
+        problems.append(f"config needs {', '.join(missing)}")
+    spec = {**copy.deepcopy(DEFAULTS), **{k: v for k, v in config.items() if k in DEFAULTS}}
+    collect(problems, check_name, spec["name"])
+    if not isinstance(spec["description"], str):
+        problems.append(f"description must be a string (what the experiment compares), got {spec['description']!r}")
+    if missing:
+        raise SpecError(problems)
+
+    spec["bias_initializer"] = collect(problems, initializers.parse, spec["bias_initializer"])
+    for field, registry, parse in (("dataset", DATASETS, DATASETS.parse), ("model", MODELS, MODELS.parse),
+                                   ("initializers", INITIALIZERS, initializers.parse),
+                                   ("losses", LOSSES, LOSSES.parse), ("optimizer", OPTIMIZERS, OPTIMIZERS.parse)):
+        values = as_list(spec[field])
+        if not values:
+            problems.append(f"{field} must not be an empty list")
+        spec[field] = [collect(problems, parse, v) for v in values]
+        collect(problems, _check_unique, field, spec[field], lambda v, r=registry: [v["name"], r.resolve(v)])
+    for field, kind in (("learning_rate", float), ("batch_size", int)):
+        values = as_list(spec[field])
+        if not values:
+            problems.append(f"{field} must not be an empty list")
+        spec[field] = [collect(problems, number, field, v, kind) for v in values]
+        if None not in spec[field]:
+            collect(problems, _check_unique, field, spec[field])
+    collect(problems, number, "epochs", spec["epochs"], int)
+    seeds = spec["seeds"]
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and
+                                                      0 <= s <= MAX_SEED for s in seeds)
+            and len(set(seeds)) == len(seeds)):
+        problems.append(f"seeds must be a non-empty list of distinct integers from 0 to {MAX_SEED}, got {seeds!r}")
+    if spec["engine"] not in ENGINES:
+        problems.append(f"engine {spec['engine']!r} is unknown; valid engines: {', '.join(ENGINES)}")
+    collect(problems, _check_diagnostics, spec)
+
+    datasets = [collect(problems, load_dataset, d) for d in spec["dataset"] if d is not None]
+    if datasets and None not in datasets:
+        tasks = {d.task for d in datasets}
+        if len(tasks) > 1:
+            problems.append(f"the datasets of one experiment must share a task, got {', '.join(sorted(tasks))}; "
+                            "split them into separate experiments")
+        task = datasets[0].task
+        for loss in spec["losses"]:
+            if loss is not None:
+                collect(problems, check_loss, loss, task)
+        spec["metrics"] = spec["metrics"] or DEFAULT_METRICS[task]
+        known = len(problems)
+        collect(problems, _check_metrics, spec["metrics"], spec["thresholds"], task)
+        if len(problems) == known:  # the monitor is checked against the metrics
+            collect(problems, _check_early_stopping, spec)
+        for model, dataset in itertools.product(spec["model"], datasets):
+            if model is not None:
+                collect(problems, _check_model, model, dataset)
+        if not problems:
+            collect(problems, check_memory, spec, datasets)
+    if spec["claim"] is not None and not problems:
+        spec["claim"] = collect(problems, check_claim, spec, expand(spec), datasets)
+    if spec["tune"] is not None and not problems:
+        spec["tune"] = collect(problems, check_tune, spec)
+    if problems:
+        raise SpecError(problems)
+    return spec, datasets
+
+
+def _check_model(model, dataset):
+    """A model that can be built on a dataset's inputs (`models.builders.layer_sizes` checks it)."""
+    try:
+        layer_sizes(model, dataset.input_shape, max(dataset.n_classes, 1))
+    except ValueError as e:
+        raise ValueError(f"{e} (dataset '{dataset.name}')") from None
+
+
+def _check_early_stopping(spec):
+    value = spec["early_stopping"]
+    if value is False:
+        value = {"patience": 0}
+    if not isinstance(value, dict):
+        raise ValueError(f"early_stopping must be a table (monitor, patience, min_delta) or false, got {value!r}")
+    merged = {**DEFAULTS["early_stopping"], **value}
+    unknown = set(merged) - set(DEFAULTS["early_stopping"])
+    if unknown:
+        raise ValueError(f"early_stopping has unknown keys {sorted(unknown)}; valid: monitor, patience, min_delta")
+    patience = merged["patience"]
+    if not (isinstance(patience, int) and not isinstance(patience, bool) and 0 <= patience <= MAXIMA["epochs"]):
+        raise ValueError(f"early_stopping.patience must be an integer from 0 (off) to {MAXIMA['epochs']}, "
+                         f"got {patience!r}")
+    delta = merged["min_delta"]
+    if not isinstance(delta, int | float) or isinstance(delta, bool) or not math.isfinite(delta) or delta < 0:
+        raise ValueError(f"early_stopping.min_delta must be a finite number >= 0, got {delta!r}")
+    logged = [p + m for p in ("", "val_") for m in ["loss", *spec["metrics"]]]
+    if merged["monitor"] not in logged:
+        raise ValueError(f"early_stopping.monitor {merged['monitor']!r} is not a logged metric; valid: "
+                         f"{', '.join(logged)}")
+    spec["early_stopping"] = merged
+
+
+def _check_diagnostics(spec):
+    value = {"every": 0} if spec["diagnostics"] is False else spec["diagnostics"]
+    if not isinstance(value, dict) or set(value) - set(DEFAULTS["diagnostics"]):
+        raise ValueError(f"diagnostics must be a table (every, probe) or false, got {value!r}")
+    merged = {**DEFAULTS["diagnostics"], **value}
+    for key, minimum in (("every", 0), ("probe", 1)):
+        if not (isinstance(merged[key], int) and not isinstance(merged[key], bool) and
+                minimum <= merged[key] <= MAXIMA["epochs"]):
+            raise ValueError(f"diagnostics.{key} must be an integer >= {minimum}"
+                             + (" (0 = off)" if key == "every" else "") + f" and <= {MAXIMA['epochs']}, "
+                             f"got {merged[key]!r}")
+    spec["diagnostics"] = merged
+
+
+def _check_metrics(metrics, thresholds, task):
+    if not isinstance(metrics, list):
+        raise ValueError(f"metrics must be a list of names, got {metrics!r}")
+    for m in metrics:
+        if not isinstance(m, str) or m not in METRICS or task not in METRICS[m].tasks:
+            valid = [n for n, metric in METRICS.items() if task in metric.tasks]
+            raise ValueError(f"metric {m!r} does not apply to a {task} task; valid metrics: {', '.join(valid)}")
+    repeated = sorted({m for m in metrics if metrics.count(m) > 1})
+    if repeated:
+        raise ValueError(f"metrics lists {', '.join(map(repr, repeated))} more than once; give each metric once")
+    if not isinstance(thresholds, dict):
+        raise ValueError(f"thresholds must be a table of metric = value, got {thresholds!r}")
+    known = [p + m for p in ("", "val_") for m in ["loss", *metrics]]
+    for key, value in thresholds.items():
+        if key not in known:
+            raise ValueError(f"threshold on {key!r}: not a recorded metric; valid: {', '.join(known)}")
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"threshold {key} must be a finite number, got {value!r}")
+
+

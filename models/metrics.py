@@ -1,0 +1,142 @@
+"""Metrics a spec may ask for, one catalogue entry each: the tasks it applies to, its direction,
+the Keras metric the reference engine compiles, and the per-batch sums from which the
+vectorized engine computes the same value over an epoch (what Keras' streaming metric adds up).
+
+Importing this module does not import TensorFlow; building a metric or its sums does.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.losses import CLASSIFICATION
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric.
+
+    Args:
+        tasks: the tasks it applies to.
+        greater_is_better: its direction (losses and errors: False).
+        keras: `(name, head) -> a new Keras metric` for the head's target encoding.
+        sums: `(y, p, thresholds) -> [(members, k) tensors]`: per-member sums over a batch of
+            targets and outputs of shape (members, batch, units).
+        value: `(sums (members, k) array, n examples, thresholds) -> (members,) values`.
+        columns: `thresholds -> k`, the number of sum columns.
+    """
+
+    tasks: tuple
+    greater_is_better: bool
+    keras: Callable
+    sums: Callable
+    value: Callable
+    columns: Callable = lambda thresholds: 1
+    thresholds: bool = False  # whether it needs Keras' AUC thresholds
+
+
+def _keras(class_name):
+    def build(name, head):
+        import keras
+
+        return getattr(keras.metrics, class_name)(name=name)
+
+    return build
+
+
+def _accuracy(name, head):
+    import keras
+
+    return (keras.metrics.CategoricalAccuracy if head.target == "one_hot" else keras.metrics.BinaryAccuracy)(name=name)
+
+
+def _accuracy_sums(y, p, thresholds):
+    import tensorflow as tf
+
+    if y.shape[-1] > 1:  # one-hot targets: the arg max matches
+        hit = tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(p, -1)), "float32")
+        return [tf.reduce_sum(hit, axis=1)[:, None]]
+    hit = tf.cast(tf.equal(y, tf.cast(p > 0.5, "float32")), "float32")
+    return [tf.reduce_sum(tf.reduce_mean(hit, -1), axis=1)[:, None]]
+
+
+def _error_sums(error):
+    def sums(y, p, thresholds):
+        import tensorflow as tf
+
+        return [tf.reduce_sum(tf.reduce_mean(error(y - p), -1), axis=1)[:, None]]
+
+    return sums
+
+
+def _abs(d):
+    import tensorflow as tf
+
+    return tf.abs(d)
+
+
+def _square(d):
+    import tensorflow as tf
+
+    return tf.square(d)
+
+
+def _auc_sums(y, p, thresholds):
+    """Confusion counts at Keras' thresholds: true/false positives, false/true negatives."""
+    import tensorflow as tf
+
+    members = tf.shape(p)[0]
+    above = tf.reshape(p, (members, -1))[:, :, None] > thresholds  # (M, N, T)
+    positive = tf.reshape(y, (members, -1))[:, :, None] > 0.5
+    count = lambda mask: tf.reduce_sum(tf.cast(mask, "float32"), axis=1)  # noqa: E731
+    return [count(above & positive), count(above & ~positive), count(~above & positive), count(~above & ~positive)]
+
+
+def _roc_auc(sums, n, thresholds):
+    """Keras' AUC (ROC, interpolation) from confusion counts at its thresholds, per member."""
+    tp, fp, fn, tn = np.split(sums, 4, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.nan_to_num(tp / (tp + fn))
+        fp_rate = np.nan_to_num(fp / (fp + tn))
+    heights = (recall[:, :-1] + recall[:, 1:]) / 2
+    return np.sum((fp_rate[:, :-1] - fp_rate[:, 1:]) * heights, axis=1)
+
+
+def _mean(sums, n, thresholds):
+    return sums[:, 0] / n
+
+
+METRICS = {
+    "accuracy": Metric(CLASSIFICATION, True, _accuracy, _accuracy_sums, _mean),
+    "auc": Metric(("binary",), True, _keras("AUC"), _auc_sums, _roc_auc, columns=lambda t: 4 * len(t),
+                  thresholds=True),
+    "mean_absolute_error": Metric(("regression",), False, _keras("MeanAbsoluteError"), _error_sums(_abs), _mean),
+    "mean_squared_error": Metric(("regression",), False, _keras("MeanSquaredError"), _error_sums(_square), _mean),
+    "root_mean_squared_error": Metric(("regression",), False, _keras("RootMeanSquaredError"),
+                                      _error_sums(_square), lambda s, n, t: np.sqrt(_mean(s, n, t))),
+}
+DEFAULT_METRICS = {
+    "binary": ["accuracy"],
+    "multiclass": ["accuracy"],
+    "regression": ["mean_absolute_error", "root_mean_squared_error"],
+}
+
+
+def greater_is_better(metric):
+    """A logged metric's direction by its catalogue entry (`val_`, `test_` prefixes allowed);
+    losses and anything else are minimized."""
+    entry = METRICS.get(metric.removeprefix("val_").removeprefix("test_"))
+    return bool(entry and entry.greater_is_better)
+
+
+def build_metrics(names, head):
+    """Keras metric objects named as in `names`, matched to the head's target encoding."""
+    return [METRICS[n].keras(n, head) for n in names]
+
+
+def auc_thresholds():
+    """The thresholds of Keras' AUC metric (its default 200), as float32."""
+    import keras
+
+    return np.asarray(keras.metrics.AUC().thresholds, dtype="float32")
