@@ -82,17 +82,17 @@ def cmd_run(args):
 
     spec, datasets = _load(args)
     exp_dir, trained, skipped = run_experiment(spec, datasets, args.output, args.overwrite, progress=not args.quiet)
-    report = report_experiment(exp_dir, args.output, spec["name"])
-    print(f"{spec['name']}: trained {trained} runs, skipped {skipped} already finished")
+    report = report_experiment(exp_dir, args.output, spec.name)
+    print(f"{spec.name}: trained {trained} runs, skipped {skipped} already finished")
     print(f"  report:      {report} (and report.html)")
-    print(f"  tensorboard: make tensorboard EXPERIMENT={spec['name']}  "
+    print(f"  tensorboard: make tensorboard EXPERIMENT={spec.name}  "
           f"(or: tensorboard --logdir {exp_dir} --host 127.0.0.1)")
     return 0
 
 
 def cmd_tune(args):
     spec, datasets = _load(args)
-    if spec["tune"] is None:
+    if spec.tune is None:
         raise ValueError(f"config {args.config!r} has no [tune] table; see experiments/configs/digits_tune.toml")
     if args.workers < 0:
         raise ValueError(f"--workers must be >= 0, got {args.workers}")
@@ -107,7 +107,7 @@ def cmd_tune(args):
                              progress=not args.quiet)
     search_dir, tuned_dir, report = tuning.tune(spec, datasets, args.output, args.overwrite, not args.quiet)
     if report is None:
-        print(f"{spec['name']}: worker {os.environ.get('KERASTUNER_TUNER_ID')} finished its trials")
+        print(f"{spec.name}: worker {os.environ.get('KERASTUNER_TUNER_ID')} finished its trials")
         return 0
     if tuned_dir is not None:
         report_experiment(tuned_dir, args.output, tuned_dir.name)
@@ -117,10 +117,10 @@ def cmd_tune(args):
     from experiments.reporting.tune_report import DIGITS
 
     tuned = pd.read_csv(report.parent / "tuned.csv") if tuned_dir is not None else None
-    print(f"{spec['name']}: the tuned comparison (test set, mean +- std (n seeds), each cell at its best settings)")
+    print(f"{spec.name}: the tuned comparison (test set, mean +- std (n seeds), each cell at its best settings)")
     print(console_table(tuned, DIGITS) + "\n" if tuned is not None else "  no cell has a completed trial")
     print(f"  tuner report: {report} (and tune.html, trials.csv, tuned.csv)")
-    print(f"  tensorboard:  make tensorboard EXPERIMENT={spec['name']}")
+    print(f"  tensorboard:  make tensorboard EXPERIMENT={spec.name}")
     return 0
 
 
@@ -131,7 +131,7 @@ def cmd_validate(args):
     runs = expand(spec)
     cells = dict.fromkeys(r.cell for r in runs)
     data = ", ".join(f"{d.name} ({len(d.x_train)} training examples)" for d in datasets)
-    print(f"{spec['name']}: valid; {len(runs)} runs = {len(cells)} cells x {len(spec['seeds'])} seeds "
+    print(f"{spec.name}: valid; {len(runs)} runs = {len(cells)} cells x {len(spec.seeds)} seeds "
           f"on {data}, a {datasets[0].task} task")
     for cell in cells:
         print(f"  {cell}")

@@ -34,14 +34,14 @@ from models.builders import stacking_blocker
 def resolve_engines(spec, runs):
     """The runs with the engine that will train each: vectorized falls back to keras for a model
     it cannot stack, with a one-line notice per model."""
-    if spec["engine"] != "vectorized":
+    if spec.engine != "vectorized":
         return runs
-    reasons = {label(m): stacking_blocker(m) for m in spec["model"]}  # runs carry their model's label
+    reasons = {label(m): stacking_blocker(m) for m in spec.model}  # runs carry their model's label
     for model, reason in reasons.items():
         if reason:
-            print(f"notice: {spec['name']}: the vectorized engine does not support model {model} ({reason}); "
+            print(f"notice: {spec.name}: the vectorized engine does not support model {model} ({reason}); "
                   "training its runs with the keras engine", file=sys.stderr)
-    return [dataclasses.replace(r, config={**r.config, "engine": "keras"}) if reasons[r.axes["model"]] else r
+    return [dataclasses.replace(r, config=r.config.replace(engine="keras")) if reasons[r.axes["model"]] else r
             for r in runs]
 
 
@@ -50,7 +50,7 @@ def training_groups(runs, data_by_label):
     groups = {}
     for run in runs:
         data = data_by_label[run.axes["dataset"]]
-        key = (run.axes["dataset"], run.config["engine"], ENGINES[run.config["engine"]].group_key(run, data))
+        key = (run.axes["dataset"], run.config.engine, ENGINES[run.config.engine].group_key(run, data))
         groups.setdefault(key, []).append(run)
     return list(groups.values())
 
@@ -78,12 +78,12 @@ def survey(spec, exp_dir, runs, overwrite, notify=True):
         if state.kind == "stale" and not overwrite:
             stale[run.run_id] = state.detail
         if state.kind == "damaged" and notify:
-            print(f"notice: {spec['name']}: {run_dir / state.detail.split(':')[0]} is damaged "
+            print(f"notice: {spec.name}: {run_dir / state.detail.split(':')[0]} is damaged "
                   f"({state.detail.partition(': ')[2]}); retraining {run.run_id}", file=sys.stderr)
         plan[run.run_id] = (overwrite or not state.done, _fingerprint(run_dir))
     if stale:
         changes = list(dict.fromkeys(stale.values()))
-        raise ValueError(f"{spec['name']}: {len(stale)} finished runs in {str(exp_dir)!r} were trained with another "
+        raise ValueError(f"{spec.name}: {len(stale)} finished runs in {str(exp_dir)!r} were trained with another "
                          f"config ({'; '.join(changes[:3])}{'; ...' if len(changes) > 3 else ''}); rerun with "
                          "--overwrite to replace them, or give this config another name (--set name=...)")
     return plan
@@ -104,10 +104,10 @@ def retire(spec, output, exp_dir, runs):
         return None
     claim = store.Claim(exp_dir, leaving)
     if not claim.take(wait=False):
-        raise ValueError(f"{spec['name']}: another process is training runs that this config drops "
+        raise ValueError(f"{spec.name}: another process is training runs that this config drops "
                          f"({leaving[0]}, ...); wait for it to finish, or give this config another name")
     try:
-        destination = store.inside(Path(output) / "retired" / spec["name"] / store.stamp(), output)
+        destination = store.inside(Path(output) / "retired" / spec.name / store.stamp(), output)
         cells = {}
         for run_id in leaving:
             cells.setdefault((exp_dir / run_id).parent, []).append(run_id)
@@ -123,7 +123,7 @@ def retire(spec, output, exp_dir, runs):
                     cell.parent.rmdir()
     finally:
         claim.release()
-    print(f"notice: {spec['name']}: {len(leaving)} runs of cells no longer in the grid moved to {destination} "
+    print(f"notice: {spec.name}: {len(leaving)} runs of cells no longer in the grid moved to {destination} "
           "(out of TensorBoard and the tables)", file=sys.stderr)
     return destination
 
@@ -147,7 +147,7 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
     from tqdm import tqdm
 
     store.check_output(output)
-    exp_dir = store.experiment_dir(output, spec["name"])
+    exp_dir = store.experiment_dir(output, spec.name)
     runs = resolve_engines(spec, expand(spec) if runs is None else runs)
     if exp_dir.is_dir():
         survey(spec, exp_dir, runs, overwrite, notify=False)  # refuse before changing anything
@@ -155,22 +155,22 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
         plan = survey(spec, exp_dir, runs, overwrite)
         retire(spec, output, exp_dir, runs)
         store.write_json(exp_dir / EXPERIMENT, {
-            "spec": spec,
-            "runs": [{"run_id": r.run_id, "cell": r.cell, **r.axes, "engine": r.config["engine"]} for r in runs],
+            "spec": spec.as_dict(),
+            "runs": [{"run_id": r.run_id, "cell": r.cell, **r.axes, "engine": r.config.engine} for r in runs],
             "datasets": [d.summary() for d in datasets],
             "environment": describe(),
         })
         events.write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
-    by_label = {label(d): data for d, data in zip(spec["dataset"], datasets, strict=True)}
+    by_label = {label(d): data for d, data in zip(spec.dataset, datasets, strict=True)}
     groups = [g for g in training_groups(runs, by_label) if any(plan[r.run_id][0] for r in g)]
     todo = sum(plan[r.run_id][0] for g in groups for r in g)
     bar = tqdm(total=len(runs), initial=len(runs) - todo, unit="run", disable=not progress,
-               desc=spec["name"], dynamic_ncols=True, mininterval=1.0)
-    headline = "val_" + spec["metrics"][0]
+               desc=spec.name, dynamic_ncols=True, mininterval=1.0)
+    headline = "val_" + spec.metrics[0]
 
     def on_epoch(run, row):
         value = row.get(headline, math.nan)
-        bar.set_description(f"{spec['name']} {run.cell} seed {run.axes['seed']}", refresh=False)
+        bar.set_description(f"{spec.name} {run.cell} seed {run.axes['seed']}", refresh=False)
         bar.set_postfix({"epoch": row["epoch"], headline: f"{value:.4g}"}, refresh=False)
         bar.update(0)  # redraws at most every mininterval: quiet logs in CI
 
@@ -184,7 +184,7 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
             for run in group:
                 state = rundir.inspect(exp_dir / run.run_id, run.config)
                 if state.kind == "stale" and not overwrite:
-                    raise ValueError(f"{spec['name']}: {run.run_id} was finished by another process with another "
+                    raise ValueError(f"{spec.name}: {run.run_id} was finished by another process with another "
                                      f"config ({state.detail}); rerun with --overwrite, or use another name")
                 redo = plan[run.run_id][0] and _fingerprint(exp_dir / run.run_id) == plan[run.run_id][1]
                 writes[run.run_id] = not state.done or (overwrite and redo)
@@ -196,7 +196,7 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
                                              on_finish=lambda run, result: bar.update(), write=writes[run.run_id]))
                     for run in group]
             try:
-                ENGINES[group[0].config["engine"]].train_runs(jobs, by_label[group[0].axes["dataset"]])
+                ENGINES[group[0].config.engine].train_runs(jobs, by_label[group[0].axes["dataset"]])
             finally:
                 for _, recorder in jobs:
                     recorder.close()
@@ -214,13 +214,13 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
             else:
                 waiting.append((group, claim))
         for group, claim in waiting:  # held by another process: wait, then train what it left
-            bar.set_description(f"{spec['name']} waiting for another process", refresh=True)
+            bar.set_description(f"{spec.name} waiting for another process", refresh=True)
             claim.take(wait=True)
             train(group, claim)
     finally:
         bar.close()
     if retrained:
-        print(f"notice: {spec['name']}: {retrained} finished runs were trained again with their stacked group, "
+        print(f"notice: {spec.name}: {retrained} finished runs were trained again with their stacked group, "
               "so that its other members match an uninterrupted run; their records were kept", file=sys.stderr)
     return exp_dir, trained, len(runs) - trained
 

@@ -35,6 +35,14 @@ TINY = {
 }
 
 
+def pytest_collection_modifyitems(items):
+    """Tests under tests/integration (real processes: TensorBoard, keras-tuner's chief and workers,
+    kills and resumes) carry the `integration` marker: `pytest -m "not integration"` skips them."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     random.seed(0)

@@ -112,44 +112,44 @@ def combine(verdicts, how="all"):
 
 def evaluate_check(check, table):
     """One check on the claim table: per-cell values per seed, the effect and the verdict."""
-    tree = expressions.parse(check["metric"])
+    tree = expressions.parse(check.metric)
     # a column no run produced (none got that far) is missing for every run
     present = table.reindex(columns=[*table.columns, *(c for c in expressions.columns(tree) if c not in table)])
     values = table.assign(value=expressions.evaluate(tree, present))
     values = values.pivot_table(index="seed", columns="cell", values="value", dropna=False)
-    cells = [cell for _, cell in check["cells"]]
+    cells = [cell for _, cell in check.cells]
     values = values.reindex(columns=list(dict.fromkeys(cells)))
-    if check["fill"] is not None:
-        values = values.fillna(check["fill"])
+    if check.fill is not None:
+        values = values.fillna(check.fill)
     values = values.replace([np.inf, -np.inf], np.nan).dropna()
-    effect = sum(sign * values[cell] for sign, cell in check["cells"])
+    effect = sum(sign * values[cell] for sign, cell in check.cells)
     mean, lower, upper = interval(effect)
     return {
-        "name": check["name"], "values": values, "effect": effect, "mean": mean, "lower": lower, "upper": upper,
-        "n": len(effect), "verdict": decide(check["test"], check["value"], check["margin"], mean, lower, upper),
+        "name": check.name, "values": values, "effect": effect, "mean": mean, "lower": lower, "upper": upper,
+        "n": len(effect), "verdict": decide(check.test, check.value, check.margin, mean, lower, upper),
         "rule": rule_text(check),
     }
 
 
 def rule_text(check):
     """The decision rule in words, as the report prints it."""
-    plus = " + ".join(f"[{c}]" for s, c in check["cells"] if s > 0)
-    minus = "".join(f" - [{c}]" for s, c in check["cells"] if s < 0)
-    effect = f"{check['metric']} of {plus}{minus}"
-    if check["test"] == "within":
-        rule = f"|{effect}| < {check['value']:g}"
+    plus = " + ".join(f"[{c}]" for s, c in check.cells if s > 0)
+    minus = "".join(f" - [{c}]" for s, c in check.cells if s < 0)
+    effect = f"{check.metric} of {plus}{minus}"
+    if check.test == "within":
+        rule = f"|{effect}| < {check.value:g}"
     else:
-        rule = f"{effect} {check['test']} {check['value']:g}"
-        if check["margin"]:
-            rule += f" by at least {check['margin']:g}"
-    missing = f"; a run that did not finish ok counts as {check['fill']:g}" if check["fill"] is not None else ""
+        rule = f"{effect} {check.test} {check.value:g}"
+        if check.margin:
+            rule += f" by at least {check.margin:g}"
+    missing = f"; a run that did not finish ok counts as {check.fill:g}" if check.fill is not None else ""
     return f"{rule} (per seed, {CONFIDENCE:.0%} t-interval over seeds){missing}"
 
 
 def evaluate_claim(claim, table):
     """Every check of a claim and the claim's verdict."""
-    checks = [evaluate_check(c, table) for c in claim["checks"]]
-    return {"verdict": combine([c["verdict"] for c in checks], claim["combine"]), "checks": checks}
+    checks = [evaluate_check(c, table) for c in claim.checks]
+    return {"verdict": combine([c["verdict"] for c in checks], claim.combine), "checks": checks}
 
 
 # -- the claims report ----------------------------------------------------------------------------

@@ -28,20 +28,20 @@ def plot_claim(title, claim, evaluated, path):
     fig, panels = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows + 0.4), squeeze=False)
     for panel in panels.flat[len(checks):]:
         panel.set_visible(False)
-    for panel, check, result in zip(panels.flat, claim["checks"], checks, strict=False):
+    for panel, check, result in zip(panels.flat, claim.checks, checks, strict=False):
         cells = list(result["values"].columns)
         for x, cell in enumerate(cells):
             values = result["values"][cell]
             panel.scatter([x] * len(values), values, s=18, alpha=0.6, color="tab:blue")
             panel.hlines(values.mean(), x - 0.3, x + 0.3, color="black")
-        if len(check["cells"]) == 1:  # one cell against a value: draw the value (both bounds of "within")
-            for bound in (check["value"], -check["value"]) if check["test"] == "within" else (check["value"],):
+        if len(check.cells) == 1:  # one cell against a value: draw the value (both bounds of "within")
+            for bound in (check.value, -check.value) if check.test == "within" else (check.value,):
                 panel.axhline(bound, color="tab:red", linestyle="--", linewidth=1)
         panel.set_xticks(range(len(cells)))
         panel.set_xticklabels([textwrap.fill(c, 18) for c in short_cells(cells)], fontsize=7)
-        panel.set_ylabel(textwrap.fill(check["metric"], 40), fontsize=8)
+        panel.set_ylabel(textwrap.fill(check.metric, 40), fontsize=8)
         effect = f"effect {result['mean']:.3g} [{result['lower']:.3g}, {result['upper']:.3g}]"
-        panel.set_title(textwrap.fill(check["name"], 45) + f"\n{effect}: {result['verdict']}", fontsize=8)
+        panel.set_title(textwrap.fill(check.name, 45) + f"\n{effect}: {result['verdict']}", fontsize=8)
         panel.grid(alpha=0.3)
     fig.suptitle(textwrap.fill(title, 120), fontsize=9)
     fig.tight_layout()
@@ -56,11 +56,11 @@ def _number(value):
 def claim_section(page, entry):
     """One claim on the claims page: statement, verdict, setup, checks with their numbers, plot, links."""
     name, claim, evaluated = entry["name"], entry["claim"], entry["evaluated"]
-    page.heading(f"{entry['number']}. {claim['statement']}")
+    page.heading(f"{entry['number']}. {claim.statement}")
     page.paragraph(Bold(f"Verdict: {evaluated['verdict']}"),
                    f" ({sum(c['verdict'] == 'supported' for c in evaluated['checks'])} of {len(evaluated['checks'])} "
-                   f"checks supported; claim verdict = {claim['combine']} checks).")
-    page.paragraph(f"Source: {claim['source']}")
+                   f"checks supported; claim verdict = {claim.combine} checks).")
+    page.paragraph(f"Source: {claim.source}")
     page.text(entry["description"])
     page.table(check_rows(entry))
     page.image(f"{name}.png", name)
@@ -74,11 +74,11 @@ def claim_section(page, entry):
 def check_rows(entry):
     """A row per check of one claim: its rule, cell means, effect and interval, seeds and verdict."""
     rows = []
-    for check, result in zip(entry["claim"]["checks"], entry["evaluated"]["checks"], strict=True):
+    for check, result in zip(entry["claim"].checks, entry["evaluated"]["checks"], strict=True):
         cells = list(result["values"].columns)
         means = "; ".join(f"{short}: {_number(result['values'][c].mean())}"
                           for c, short in zip(cells, short_cells(cells), strict=True))
-        rows.append({"check": check["name"], "rule": result["rule"], "cell means": means,
+        rows.append({"check": check.name, "rule": result["rule"], "cell means": means,
                      "effect [95% CI]": f"{_number(result['mean'])} [{_number(result['lower'])}, "
                                         f"{_number(result['upper'])}]",
                      "seeds": result["n"], "verdict": result["verdict"]})
@@ -90,10 +90,10 @@ def build_claims_report(entries, out_dir, total_seconds):
     per claim), claims.csv (a row per claim) and checks.csv (a row per check, with its numbers)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for e in entries:
-        title = f"{e['number']}. {e['claim']['statement']}"
+        title = f"{e['number']}. {e['claim'].statement}"
         plot_claim(title, e["claim"], e["evaluated"], out_dir / f"{e['name']}.png")
     summary = pd.DataFrame([{
-        "#": e["number"], "claim": e["claim"]["statement"], "verdict": e["evaluated"]["verdict"],
+        "#": e["number"], "claim": e["claim"].statement, "verdict": e["evaluated"]["verdict"],
         "checks supported": f"{sum(c['verdict'] == 'supported' for c in e['evaluated']['checks'])}"
                             f"/{len(e['evaluated']['checks'])}",
         "experiment": e["name"], "runs": e["runs"], "training s": round(e["training_seconds"]),

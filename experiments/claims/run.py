@@ -21,7 +21,7 @@ def run_claims(paths, assignments=(), output=".", overwrite=False, progress=True
     loaded = []
     for path in paths:
         spec, datasets = validate(apply_overrides(load_config(path), assignments))
-        if spec["claim"] is None:
+        if spec.claim is None:
             raise ValueError(f"config {str(path)!r} has no [claim] table; it is an experiment, not a claim")
         loaded.append((spec, datasets))
     entries, started = [], time.perf_counter()
@@ -30,16 +30,16 @@ def run_claims(paths, assignments=(), output=".", overwrite=False, progress=True
         exp_dir, trained, _ = run_experiment(spec, datasets, output, overwrite, progress=progress)
         seconds = time.perf_counter() - began
         runs, epochs = tables = load_tables(exp_dir)
-        report_experiment(exp_dir, output, spec["name"], tables)
-        evaluated = evaluate_claim(spec["claim"], claim_table(runs, epochs, load_diagnostics(exp_dir, runs)))
+        report_experiment(exp_dir, output, spec.name, tables)
+        evaluated = evaluate_claim(spec.claim, claim_table(runs, epochs, load_diagnostics(exp_dir, runs)))
         entries.append({
-            "number": number, "name": spec["name"], "claim": spec["claim"], "description": spec["description"],
+            "number": number, "name": spec.name, "claim": spec.claim, "description": spec.description,
             "evaluated": evaluated, "runs": len(runs), "trained": trained, "seconds": seconds,
             "training_seconds": runs["wall_time_s"].sum() if "wall_time_s" in runs else 0.0,
             "status": ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items()),
             "engines": ", ".join(f"{e} engine: {n} runs" for e, n in runs["engine"].value_counts().items()),
         })
-        print(f"claim {number} ({spec['name']}): {evaluated['verdict']}  [{trained} runs trained in {seconds:.0f} s]")
+        print(f"claim {number} ({spec.name}): {evaluated['verdict']}  [{trained} runs trained in {seconds:.0f} s]")
     out_dir = store.report_dir(output, "claims")
     with store.locked(out_dir):  # two `claims` commands never interleave the shared report
         return build_claims_report(entries, out_dir, time.perf_counter() - started)

@@ -111,14 +111,14 @@ def measure(names, kinds, kernels, biases, outputs, gradients):
     return list(zip(scalars, tables, strict=True))
 
 
-def layer_kinds(config, head, n_layers):
+def layer_kinds(model_spec, head, n_layers):
     """Each weighted layer's activation name: the model's hidden activation, then the head's."""
     from models.builders import MODELS
 
-    return [MODELS.resolve(config["model"]).get("activation", "linear")] * (n_layers - 1) + [head.activation]
+    return [MODELS.resolve(model_spec).get("activation", "linear")] * (n_layers - 1) + [head.activation]
 
 
-def keras_probe(model, config, head, x, y):
+def keras_probe(model, model_spec, loss, head, x, y):
     """Diagnostics of one Keras model (the reference engine): one (scalars, histograms).
 
     Pre-activations are recomputed from each Dense or Conv2D layer's own weights; a batch norm or
@@ -129,7 +129,7 @@ def keras_probe(model, config, head, x, y):
 
     from models.losses import get as get_loss
 
-    loss = get_loss(config["loss"])
+    loss = get_loss(loss)
     loss.reduction = None
     weighted = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense | keras.layers.Conv2D)]
 
@@ -149,6 +149,6 @@ def keras_probe(model, config, head, x, y):
         return pre, outputs, ops.sum(loss(y, x))
 
     outputs, gradients = signals(lambda x: backprop(forward, x), x)
-    return measure([layer.name for layer in weighted], layer_kinds(config, head, len(weighted)),
+    return measure([layer.name for layer in weighted], layer_kinds(model_spec, head, len(weighted)),
                    [layer.kernel.numpy()[None] for layer in weighted], [layer.bias.numpy()[None] for layer in weighted],
                    [a[None] for a in outputs], [g[None] for g in gradients])[0]

@@ -25,7 +25,7 @@ def group_key(run, data):
 def _record_callback(recorder, diagnose):
     import keras
 
-    every, epochs = recorder.run.config["diagnostics"]["every"], recorder.run.config["epochs"]
+    every, epochs = recorder.run.config.diagnostics.every, recorder.run.config.epochs
 
     class Record(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -59,16 +59,16 @@ def build_model(config, data):
     """
     import keras
 
-    keras.utils.set_random_seed(config["seed"])  # python, numpy and TF: dropout
-    head = head_for(data.task, config["loss"], data.n_classes, data.n_targets)
-    model = build(config["model"], data.input_shape, head, config["initializer"], config["bias_initializer"],
-                  config["seed"])
+    keras.utils.set_random_seed(config.seed)  # python, numpy and TF: dropout
+    head = head_for(data.task, config.loss, data.n_classes, data.n_targets)
+    model = build(config.model, data.input_shape, head, config.initializer, config.bias_initializer,
+                  config.seed)
     model.compile(
-        optimizer=get_optimizer(config["optimizer"], config["learning_rate"]),
-        loss=get_loss(config["loss"]),
-        metrics=build_metrics(config["metrics"], head),
+        optimizer=get_optimizer(config.optimizer, config.learning_rate),
+        loss=get_loss(config.loss),
+        metrics=build_metrics(config.metrics, head),
         # one graph call per epoch: far less Python overhead, the same batches and updates
-        steps_per_execution=steps_per_epoch(len(data.x_train), config["batch_size"]),
+        steps_per_execution=steps_per_epoch(len(data.x_train), config.batch_size),
     )
     return model, head
 
@@ -77,19 +77,19 @@ def fit(model, head, config, data, recorder, callbacks=(), initial_epoch=0, epoc
     """Fit with validation each epoch, in the run's batch order, recording every epoch through
     `recorder` (a `RunRecorder`: it stops the fit when the run diverges); early stopping restores
     the best weights. `callbacks`, `initial_epoch` and `epochs` come from keras-tuner in a trial."""
-    epochs = epochs or config["epochs"]
-    steps = steps_per_epoch(len(data.x_train), config["batch_size"])
-    probe = config["diagnostics"]["probe"]
+    epochs = epochs or config.epochs
+    steps = steps_per_epoch(len(data.x_train), config.batch_size)
+    probe = config.diagnostics.probe
     x_probe, y_probe = data.x_train[:probe], encode_targets(data.y_train[:probe], head)
-    stopping = early_stopping(config["early_stopping"])
-    callbacks = [*callbacks, _record_callback(recorder, lambda m: keras_probe(m, config, head, x_probe, y_probe)),
-                 *([stopping] if stopping else [])]
-    orders = epoch_orders(config["seed"], epochs, len(data.x_train))[initial_epoch:]
+    stopping = early_stopping(config.early_stopping)
+    diagnose = lambda m: keras_probe(m, config.model, config.loss, head, x_probe, y_probe)  # noqa: E731
+    callbacks = [*callbacks, _record_callback(recorder, diagnose), *([stopping] if stopping else [])]
+    orders = epoch_orders(config.seed, epochs, len(data.x_train))[initial_epoch:]
     return model.fit(
-        batches(data.x_train, encode_targets(data.y_train, head), orders, config["batch_size"]),
+        batches(data.x_train, encode_targets(data.y_train, head), orders, config.batch_size),
         steps_per_epoch=steps, epochs=epochs, initial_epoch=initial_epoch, shuffle=False, verbose=0,
         callbacks=callbacks, validation_data=(data.x_val, encode_targets(data.y_val, head)),
-        validation_batch_size=config["batch_size"],
+        validation_batch_size=config.batch_size,
     )
 
 

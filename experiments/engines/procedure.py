@@ -36,18 +36,18 @@ def early_stopping(settings):
     """The spec's early stopping as a Keras callback (best weights restored), or None when off."""
     import keras
 
-    if not settings["patience"]:
+    if not settings.patience:
         return None
-    return keras.callbacks.EarlyStopping(monitor=settings["monitor"], patience=settings["patience"],
-                                         min_delta=settings["min_delta"], restore_best_weights=True)
+    return keras.callbacks.EarlyStopping(monitor=settings.monitor, patience=settings.patience,
+                                         min_delta=settings.min_delta, restore_best_weights=True)
 
 
 class MemberEarlyStopping:
     """keras.callbacks.EarlyStopping(restore_best_weights=True), one state per member."""
 
     def __init__(self, settings, size):
-        self.on = settings["patience"] > 0
-        self.monitor, self.patience, self.min_delta = settings["monitor"], settings["patience"], settings["min_delta"]
+        self.on = settings.patience > 0
+        self.monitor, self.patience, self.min_delta = settings.monitor, settings.patience, settings.min_delta
         self.sign = 1.0 if greater_is_better(self.monitor) else -1.0
         self.best = [None] * size
         self.wait = [0] * size

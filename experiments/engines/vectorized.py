@@ -33,7 +33,7 @@ JIT = True
 
 
 def _loss_key(job):
-    return json.dumps(job[0].config["loss"], sort_keys=True)
+    return json.dumps(job[0].config.loss, sort_keys=True)
 
 
 def group_key(run, data):
@@ -41,8 +41,9 @@ def group_key(run, data):
     and the output head."""
     from models import head_for
 
-    head = head_for(data.task, run.config["loss"], data.n_classes, data.n_targets)
-    shared = {k: v for k, v in run.config.items() if k not in ("initializer", "bias_initializer", "loss", "seed")}
+    head = head_for(data.task, run.config.loss, data.n_classes, data.n_targets)
+    shared = {k: v for k, v in run.config.as_dict().items()
+              if k not in ("initializer", "bias_initializer", "loss", "seed")}
     return json.dumps([shared, [head.units, head.activation, head.target]], sort_keys=True, default=str)
 
 
@@ -54,7 +55,7 @@ def train_runs(jobs, data):
 
     groups = {}
     for run, recorder in jobs:
-        head = head_for(data.task, run.config["loss"], data.n_classes, data.n_targets)
+        head = head_for(data.task, run.config.loss, data.n_classes, data.n_targets)
         groups.setdefault(group_key(run, data), (head, []))[1].append((run, recorder))
     results = []
     for head, members in groups.values():
@@ -93,29 +94,29 @@ class Group:
         self.x = {split: tf.constant(v) for split, v in flat.items()}
         self.y = {split: tf.constant(encode_targets(getattr(data, f"y_{split}"), head))
                   for split in ("train", "val", "test")}
-        options = MODELS.resolve(config["model"])
+        options = MODELS.resolve(config.model)
         self.model = build_stacked_mlp(
-            [(r.config["initializer"], r.config["bias_initializer"], r.config["seed"]) for r, _ in members],
+            [(r.config.initializer, r.config.bias_initializer, r.config.seed) for r, _ in members],
             flat["train"].shape[1], head, widths=options.get("widths", ()), activation=options.get("activation"),
             l1=options["l1"], l2=options["l2"],
         )
         self.variables = self.model.trainable_variables
-        self.optimizer = optimizers.get(config["optimizer"], config["learning_rate"])
+        self.optimizer = optimizers.get(config.optimizer, config.learning_rate)
         self.optimizer.build(self.variables)
         # contiguous (start, stop, loss) slices; reduction=None keeps one loss per example
         self.slices, start = [], 0
         for _, same in itertools.groupby(members, key=_loss_key):
             stop = start + len(list(same))
-            loss = get_loss(members[start][0].config["loss"])
+            loss = get_loss(members[start][0].config.loss)
             loss.reduction = None
             self.slices.append((start, stop, loss))
             start = stop
-        self.metrics = {name: METRICS[name] for name in config["metrics"]}
+        self.metrics = {name: METRICS[name] for name in config.metrics}
         needed = any(m.thresholds for m in self.metrics.values())
         self.thresholds = auc_thresholds() if needed else np.zeros(0, dtype="float32")
         self.n_stats = sum(m.columns(self.thresholds) for m in self.metrics.values())
         self.active = tf.Variable(np.ones(self.size, dtype=bool), trainable=False)
-        probe = config["diagnostics"]["probe"]
+        probe = config.diagnostics.probe
         self.probe = self.x["train"][:probe], self.y["train"][:probe]
         self.backprop = tf.function(functools.partial(backprop, self._probe_forward), autograph=False)
         # XLA compiles the full-batch epoch loop (the bulk of the work, several times faster);
@@ -204,7 +205,7 @@ class Group:
 
         outputs, gradients = signals(self.backprop, self.probe[0])
         layers = self.model.dense_layers
-        per_member = measure([layer.name for layer in layers], layer_kinds(self.config, self.head, len(layers)),
+        per_member = measure([layer.name for layer in layers], layer_kinds(self.config.model, self.head, len(layers)),
                              [layer.kernel.numpy() for layer in layers], [layer.bias.numpy() for layer in layers],
                              outputs, gradients)
         for m, (_, recorder) in enumerate(self.members):
@@ -231,12 +232,12 @@ class Group:
 
     def train(self, started):
         config, size = self.config, self.size
-        n, batch, epochs = int(self.x["train"].shape[0]), config["batch_size"], config["epochs"]
-        orders = np.stack([epoch_orders(run.config["seed"], epochs, n) for run, _ in self.members])  # (M, E, n)
+        n, batch, epochs = int(self.x["train"].shape[0]), config.batch_size, config.epochs
+        orders = np.stack([epoch_orders(run.config.seed, epochs, n) for run, _ in self.members])  # (M, E, n)
         full = n // batch * batch
-        stopping = MemberEarlyStopping(config["early_stopping"], size)
+        stopping = MemberEarlyStopping(config.early_stopping, size)
         active = np.ones(size, dtype=bool)
-        every = config["diagnostics"]["every"]
+        every = config.diagnostics.every
         if due(0, every, epochs):
             self._diagnose(0, active)
         for epoch in range(epochs):

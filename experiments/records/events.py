@@ -172,7 +172,7 @@ def session_hparams(axes):
 def run_log(run_dir, run):
     """A run's TensorBoard log, the sink `rundir.RunRecorder` writes to: its HParams session is
     grouped by the run's cell folder."""
-    return RunLog(run_dir, run.run_id.rsplit("/", 1)[0], session_hparams(run.axes), run.config)
+    return RunLog(run_dir, run.run_id.rsplit("/", 1)[0], session_hparams(run.axes), run.config.as_dict())
 
 
 def hparams_config(spec, runs):

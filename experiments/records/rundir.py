@@ -25,6 +25,7 @@ from pathlib import Path
 from experiments.records import store
 from experiments.records.environment import library_versions
 from experiments.spec.diagnostics import summary
+from experiments.spec.types import RunConfig
 from models.metrics import greater_is_better
 
 CONFIG, HISTORY, RESULT, DIAGNOSTICS = "config.json", "history.csv", "result.json", "diagnostics.csv"
@@ -32,8 +33,8 @@ STATUSES = ("ok", "diverged", "failed")
 
 
 def as_stored(config):
-    """A config as config.json holds it (JSON types, NaN as null)."""
-    return json.loads(json.dumps(store.clean(config)))
+    """A run's config (a `RunConfig`, or its dict) as config.json holds it (JSON types, NaN as null)."""
+    return json.loads(json.dumps(store.clean(config.as_dict() if isinstance(config, RunConfig) else config)))
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def start(run_dir, config, root):
     run_dir = Path(run_dir)
     if run_dir.exists():
         store.remove(run_dir, root)
-    store.write_json(run_dir / CONFIG, config)
+    store.write_json(run_dir / CONFIG, as_stored(config))
 
 
 class RunRecorder:
@@ -271,7 +272,7 @@ def summarize(history, config):
         out[f"final_{m}"] = history[-1].get(m)
         if values:
             out[f"best_{m}"] = max(values) if greater_is_better(m) else min(values)
-    for m, target in config.get("thresholds", {}).items():
+    for m, target in config.thresholds.items():
         better = greater_is_better(m)
         reached = [row["epoch"] for row in history if m in row and (row[m] >= target if better else row[m] <= target)]
         out[f"epochs_to_{m}"] = reached[0] if reached else None

@@ -49,9 +49,9 @@ def group_size(spec, model):
     """Runs per training group, at most: the vectorized engine stacks every run that shares the
     dataset, model, optimizer, learning rate and batch size; the keras engine (and a model the
     vectorized engine cannot stack) trains one at a time."""
-    if spec["engine"] != "vectorized" or stacking_blocker(model):
+    if spec.engine != "vectorized" or stacking_blocker(model):
         return 1
-    return len(spec["initializers"]) * len(spec["losses"]) * len(spec["seeds"])
+    return len(spec.initializers) * len(spec.losses) * len(spec.seeds)
 
 
 def peak_bytes(spec, datasets):
@@ -61,16 +61,16 @@ def peak_bytes(spec, datasets):
     worst, what = 0.0, ""
     for dataset in datasets:
         units = max(dataset.n_classes, dataset.n_targets) if dataset.task != "binary" else 2
-        for model in spec["model"]:
+        for model in spec.model:
             members = group_size(spec, model)
             sizes = layer_sizes(model, dataset.input_shape, units)
             params = sum(s.params for s in sizes)
             per_example = sum(s.outputs for s in sizes)
             n = len(dataset.x_train)
-            examples = max(spec["batch_size"]) + min(EVAL_CHUNK, max(n, len(dataset.x_test))) + \
-                min(spec["diagnostics"]["probe"], n) * 2  # probe statistics are float64
+            examples = max(spec.batch_size) + min(EVAL_CHUNK, max(n, len(dataset.x_test))) + \
+                min(spec.diagnostics.probe, n) * 2  # probe statistics are float64
             group = members * 4 * (WEIGHT_COPIES * params + ACTIVATION_COPIES * examples * per_example +
-                                   max(spec["batch_size"]) * int(dataset.x_train[0].size))
+                                   max(spec.batch_size) * int(dataset.x_train[0].size))
             if group > worst:
                 worst, what = group, (f"a training group of {members} runs of model "
                                       f"{_label(model)} with {params:,} weights each on {dataset.name}")

@@ -8,6 +8,7 @@ import math
 
 from experiments.spec import expressions
 from experiments.spec.diagnostics import DEAD, SATURATED, SUMMARY
+from experiments.spec.types import Check, Claim
 from initializers.registry import label
 from models.builders import layer_sizes
 from models.losses import head_for
@@ -21,14 +22,15 @@ CLAIM_KEYS = ("statement", "source", "combine", "checks")
 CHECK_KEYS = ("name", "metric", "plus", "minus", "test", "value", "margin", "fill")
 
 
-def check_claim(spec, runs, datasets):
-    """Validate a spec's `claim` table against its expanded `runs` and the columns its runs will
-    have (`claim_columns`); returns it with defaults.
+def check_claim(claim, spec, runs, datasets):
+    """Validate a `[claim]` table against the spec (an `Experiment`), its expanded `runs` and the
+    columns its runs will have (`claim_columns`).
 
+    Returns:
+        the `Claim`, with defaults.
     Raises:
         ValueError: one line naming the bad key or value and what is valid.
     """
-    claim = spec["claim"]
     if not isinstance(claim, dict):
         raise ValueError(f"claim must be a table (statement, source, combine, checks), got {claim!r}")
     unknown = [k for k in claim if k not in CLAIM_KEYS]
@@ -38,30 +40,30 @@ def check_claim(spec, runs, datasets):
     for key in ("statement", "source"):
         if not isinstance(claim.get(key), str) or not claim[key].strip():
             raise ValueError(f"claim.{key} must be a non-empty string")
-    if len(spec["seeds"]) < 3:
-        raise ValueError(f"a claim is decided on statistics over seeds: give at least 3 seeds, got {spec['seeds']}")
+    if len(spec.seeds) < 3:
+        raise ValueError(f"a claim is decided on statistics over seeds: give at least 3 seeds, got {list(spec.seeds)}")
     if claim["combine"] not in ("all", "any"):
         raise ValueError(f"claim.combine is {claim['combine']!r}; valid: all, any")
     checks = claim.get("checks")
     if not isinstance(checks, list) or not checks:
         raise ValueError("claim.checks must be a non-empty list of [[claim.checks]] tables")
     columns = claim_columns(spec, datasets)
-    claim["checks"] = [_check_check(i, c, runs, columns) for i, c in enumerate(checks, 1)]
-    return claim
+    checks = tuple(Check.from_dict(_check_check(i, c, runs, columns)) for i, c in enumerate(checks, 1))
+    return Claim.from_dict({**claim, "checks": ()}).replace(checks=checks)
 
 
 def claim_columns(spec, datasets):
     """Every numeric column of the claim table that the spec's runs will produce: results, status
     indicators, first-epoch values, and per-layer diagnostics of each model's layers."""
-    metrics = ["loss", *spec["metrics"]]
+    metrics = ["loss", *spec.metrics]
     logged = [*metrics, *(f"val_{m}" for m in metrics)]
     columns = {"diverged", "failed", "epochs_run", "wall_time_s", "epoch_time_s", "seed"}
     columns |= {f"{when}_{m}" for when in ("final", "best", "first") for m in logged}
     columns |= {f"{split}_{m}" for split in ("test", "train_set") for m in metrics}
-    columns |= {f"epochs_to_{k}" for k in spec["thresholds"]}
-    if spec["diagnostics"]["every"]:
+    columns |= {f"epochs_to_{k}" for k in spec.thresholds}
+    if spec.diagnostics.every:
         quantities = {"gradient_ratio"}
-        for model, data, loss in itertools.product(spec["model"], datasets, spec["losses"]):
+        for model, data, loss in itertools.product(spec.model, datasets, spec.losses):
             head = head_for(data.task, loss, data.n_classes, data.n_targets)
             layers = layer_sizes(model, data.input_shape, head.units, head.activation)
             for layer in layers:
@@ -126,7 +128,8 @@ def cell_of(selector, runs, where="claim"):
     unknown = [k for k in selector if k not in axes]
     if unknown:
         raise ValueError(f"{where}: selector axis {unknown[0]!r} is unknown; valid: {', '.join(axes)}")
-    cells = list(dict.fromkeys(r.cell for r in runs if all(_matches(v, r.config[k]) for k, v in selector.items())))
+    picked = [r.cell for r in runs if all(_matches(v, getattr(r.config, k)) for k, v in selector.items())]
+    cells = list(dict.fromkeys(picked))
     if len(cells) != 1:
         found = "no cell" if not cells else f"{len(cells)} cells ({'; '.join(cells[:4])})"
         raise ValueError(f"{where}: selector {selector} matches {found}; it must pick exactly one")

@@ -1,12 +1,13 @@
 """The grid of runs: the product of a validated spec's list-valued axes and its seeds, each run
 with its folder (`<dataset>/<cell slug>/seed_<k>`), its cell label and its resolved config."""
 
+import dataclasses
 import hashlib
 import itertools
 import json
 from dataclasses import dataclass
 
-from experiments.spec.config import as_list
+from experiments.spec.types import RunConfig
 from initializers.registry import label, slug
 
 # Axes in grid order: (spec field, run key, may the field be a single value?)
@@ -28,21 +29,21 @@ class RunSpec:
     run_id: str  # <dataset>/<cell slug>/seed_<k>, relative to the experiment's folder
     cell: str  # e.g. "he_normal | categorical_crossentropy"
     axes: dict  # every axis' label in this run, the seed included
-    config: dict  # everything needed to train it, all values single
+    config: RunConfig  # everything needed to train it, all values single
 
 
 def expand(spec, show=()):
-    """The product of the list-valued axes and the seeds, in a stable order.
+    """The runs of an `Experiment`: the product of its axes and its seeds, in a stable order.
 
     Args:
         show: axes to name in the run ids even when they hold one value (the tuned comparison
             names each cell's learning rate and batch size, which differ between its searches).
     """
-    values = [as_list(spec[field]) for field, _, _ in AXES]  # older records hold single values
+    values = [getattr(spec, field) for field, _, _ in AXES]
     shown = [i for i, (_, key, single) in enumerate(AXES) if not single or len(values[i]) > 1 or key in show]
-    # the description and claim are documentation: editing them must not make finished runs stale
-    documentation = {"description", "claim", "tune"}  # tune: `run` trains the spec's own grid, untuned
-    shared = {k: v for k, v in spec.items() if k not in {f for f, _, _ in AXES} | {"seeds"} | documentation}
+    # the description, claim and tune tables are not a run's config: editing them must not make
+    # finished runs stale (`run` trains the spec's own grid, untuned)
+    shared = {f.name: getattr(spec, f.name) for f in dataclasses.fields(RunConfig) if hasattr(spec, f.name)}
     combos = list(itertools.product(*values))
     slugs = _cell_slugs([[_axis_slug(AXES[i][1], combo[i]) for i in shown] for combo in combos],
                         [json.dumps([combo[i] for i in shown], sort_keys=True) for combo in combos])
@@ -50,12 +51,12 @@ def expand(spec, show=()):
     for combo, cell_slug in zip(combos, slugs, strict=True):
         axes = {key: value for (_, key, _), value in zip(AXES, combo, strict=True)}
         cell = " | ".join(_cell_part(AXES[i][1], combo[i]) for i in shown)
-        for seed in spec["seeds"]:
+        for seed in spec.seeds:
             runs.append(RunSpec(
                 run_id=f"{axes['dataset']['name']}/{cell_slug}/seed_{seed}",
                 cell=cell,
                 axes={**{key: _axis_label(v) for key, v in axes.items()}, "seed": seed},
-                config={**shared, **axes, "seed": seed},
+                config=RunConfig(**{**shared, **axes, "seed": seed}),
             ))
     return runs
 

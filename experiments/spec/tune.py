@@ -4,6 +4,7 @@ resolved with its defaults (`experiments.tuning` runs it)."""
 import copy
 
 from experiments.spec.config import number
+from experiments.spec.types import Tune
 from models.metrics import greater_is_better
 
 TUNE_DEFAULTS = {
@@ -26,22 +27,22 @@ TUNERS = ("random", "bayesian", "hyperband", "grid")
 TUNE_MODES = ("per_cell", "joint")
 
 
-def check_tune(spec):
-    """The resolved `[tune]` table of a validated spec; ValueError naming the first bad value."""
-    tune = spec["tune"]
+def check_tune(tune, spec):
+    """The resolved `Tune` of a `[tune]` table for a spec (an `Experiment`); ValueError naming
+    the first bad value."""
     if not isinstance(tune, dict) or set(tune) - set(TUNE_DEFAULTS):
         unknown = sorted(set(tune) - set(TUNE_DEFAULTS)) if isinstance(tune, dict) else tune
         raise ValueError(f"tune: unknown keys {unknown}; valid: {', '.join(TUNE_DEFAULTS)}")
     tune = {**copy.deepcopy(TUNE_DEFAULTS), **tune}
     for field in ("dataset", "model", "optimizer"):
-        if len(spec[field]) > 1:
-            raise ValueError(f"tune: a search takes one {field}, got {len(spec[field])}; "
+        if len(getattr(spec, field)) > 1:
+            raise ValueError(f"tune: a search takes one {field}, got {len(getattr(spec, field))}; "
                              "split the config, one search each")
     if tune["mode"] not in TUNE_MODES:
         raise ValueError(f"tune.mode {tune['mode']!r} is unknown; valid: {', '.join(TUNE_MODES)}")
     if tune["tuner"] not in TUNERS:
         raise ValueError(f"tune.tuner {tune['tuner']!r} is unknown; valid: {', '.join(TUNERS)}")
-    objectives = ["val_loss", *(f"val_{m}" for m in spec["metrics"])]
+    objectives = ["val_loss", *(f"val_{m}" for m in spec.metrics)]
     if tune["objective"] not in objectives:
         raise ValueError(f"tune.objective {tune['objective']!r} is not a validation metric of this spec; "
                          f"valid: {', '.join(objectives)}")
@@ -50,7 +51,7 @@ def check_tune(spec):
         raise ValueError(f"tune.direction {tune['direction']!r} is wrong for {tune['objective']}: it must be "
                          f"{direction!r}")
     tune["direction"] = direction
-    if tune["mode"] == "joint" and len(spec["losses"]) > 1 and tune["objective"] == "val_loss":
+    if tune["mode"] == "joint" and len(spec.losses) > 1 and tune["objective"] == "val_loss":
         raise ValueError("tune: a joint search over several losses cannot rank trials by val_loss (each loss has "
                          f"its own scale); set tune.objective to one of {', '.join(objectives[1:]) or 'a metric'}")
     for key in ("max_trials", "hyperband_factor", "hyperband_iterations"):
@@ -79,4 +80,4 @@ def check_tune(spec):
         raise ValueError(f"tune.batch_size must be a non-empty list of distinct integers > 0, got {sizes!r}")
     for size in sizes:
         number("tune.batch_size", size, int)
-    return tune
+    return Tune.from_dict(tune)

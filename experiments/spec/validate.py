@@ -18,6 +18,7 @@ from experiments.spec.config import DEFAULTS, MAX_SEED, MAXIMA, SpecError, as_li
 from experiments.spec.grid import expand
 from experiments.spec.names import check_name
 from experiments.spec.tune import check_tune
+from experiments.spec.types import Experiment
 from initializers import INITIALIZERS
 from initializers.registry import label
 from models.builders import MODELS, layer_sizes
@@ -47,7 +48,7 @@ def validate(config):
     """Check a config and resolve it; every problem is reported at once.
 
     Returns:
-        (resolved config, the loaded `Dataset`s in the order of `spec["dataset"]`).
+        (the `Experiment`, the loaded `Dataset`s in the order of its `dataset` axis).
     Raises:
         SpecError: one line per problem, each naming the bad value and the valid choices.
     """
@@ -109,15 +110,18 @@ def validate(config):
         for model, dataset in itertools.product(spec["model"], datasets):
             if model is not None:
                 collect(problems, _check_model, model, dataset)
-        if not problems:
-            collect(problems, check_memory, spec, datasets)
-    if spec["claim"] is not None and not problems:
-        spec["claim"] = collect(problems, check_claim, spec, expand(spec), datasets)
-    if spec["tune"] is not None and not problems:
-        spec["tune"] = collect(problems, check_tune, spec)
     if problems:
         raise SpecError(problems)
-    return spec, datasets
+    experiment = Experiment.from_dict({**spec, "claim": None, "tune": None})
+    collect(problems, check_memory, experiment, datasets)
+    claim = tune = None
+    if spec["claim"] is not None and not problems:
+        claim = collect(problems, check_claim, spec["claim"], experiment, expand(experiment), datasets)
+    if spec["tune"] is not None and not problems:
+        tune = collect(problems, check_tune, spec["tune"], experiment)
+    if problems:
+        raise SpecError(problems)
+    return experiment.replace(claim=claim, tune=tune), datasets
 
 
 def _check_model(model, dataset):

@@ -43,17 +43,17 @@ def launch(argv, spec, workers, output, progress=True):
     """
     from tqdm import tqdm
 
-    search_dir = Path(output) / "runs" / spec["name"]
+    search_dir = Path(output) / "runs" / spec.name
     logs = search_dir / "workers"
     logs.mkdir(parents=True, exist_ok=True)
     base = free_ports(len(searches(spec)))
     env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(base)}
     command = [sys.executable, "-m", "experiments", *argv]
     worker_command = [a for a in command if a != "--overwrite"]
-    print(f"{spec['name']}: keras-tuner chief on 127.0.0.1:{base} and {workers} workers (logs in {logs})")
+    print(f"{spec.name}: keras-tuner chief on 127.0.0.1:{base} and {workers} workers (logs in {logs})")
     processes = {"chief": subprocess.Popen([*command, "--quiet"], env={**env, "KERASTUNER_TUNER_ID": "chief"})}
     # shown once the processes are up (and not at all if the chief quits at once)
-    bar = tqdm(total=planned_trials(spec), unit="trial", desc=f"{spec['name']} ({workers} workers)",
+    bar = tqdm(total=planned_trials(spec), unit="trial", desc=f"{spec.name} ({workers} workers)",
                disable=not progress, dynamic_ncols=True, delay=10)
     try:
         # workers start once the chief serves its first search (so an --overwrite has cleared the old one)

@@ -46,15 +46,15 @@ def write_hparams_config(search_dir, spec):
     """The search's HParams experiment: the declared domains, and the train/validation metrics."""
     from tensorboard.plugins.hparams import api as hp
 
-    tune = spec["tune"]
-    hparams = [hp.HParam("initializer", hp.Discrete([label(v) for v in spec["initializers"]])),
-               hp.HParam("loss", hp.Discrete([label(v) for v in spec["losses"]])),
-               hp.HParam("learning_rate", hp.RealInterval(float(tune["learning_rate"]["min"]),
-                                                          float(tune["learning_rate"]["max"]))),
-               hp.HParam("batch_size", hp.Discrete(tune["batch_size"]))]
+    tune = spec.tune
+    hparams = [hp.HParam("initializer", hp.Discrete([label(v) for v in spec.initializers])),
+               hp.HParam("loss", hp.Discrete([label(v) for v in spec.losses])),
+               hp.HParam("learning_rate", hp.RealInterval(float(tune.learning_rate.min),
+                                                          float(tune.learning_rate.max))),
+               hp.HParam("batch_size", hp.Discrete(list(tune.batch_size)))]
     metrics = [hp.Metric(f"epoch_{m}", group=group, display_name=f"{group} {m}", dataset_type=kind)
                for group, kind in (("train", hp.Metric.TRAINING), ("validation", hp.Metric.VALIDATION))
-               for m in ["loss", *spec["metrics"]]]
+               for m in ["loss", *spec.metrics]]
     for old in Path(search_dir).glob("events.out.tfevents.*"):
         store.remove(old, search_dir)
     events = Events(search_dir)
@@ -75,7 +75,7 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
     tf.get_logger().setLevel("ERROR")
     who = role()
     plan = searches(spec)
-    bar = tqdm(total=planned_trials(spec), unit="trial", desc=spec["name"], disable=not progress or who == "chief",
+    bar = tqdm(total=planned_trials(spec), unit="trial", desc=spec.name, disable=not progress or who == "chief",
                dynamic_ncols=True)
 
     def on_end(record):
@@ -102,14 +102,14 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
             if who == "chief":  # serve every search at once: a worker moves on as soon as one is done
                 threads.append(_serve(tuner, base + index))
                 continue
-            bar.set_description(f"{spec['name']} {search.project}")
+            bar.set_description(f"{spec.name} {search.project}")
             try:
                 tuner.search(verbose=0)
             except RuntimeError as e:  # the oracle's consecutive-failure limit: this search stops, the rest go on
                 if "consecutive failures" not in str(e):
                     raise
                 stopped = str(e).splitlines()[0]
-                print(f"notice: {spec['name']}: search {search.project} stopped: {stopped}", file=sys.stderr)
+                print(f"notice: {spec.name}: search {search.project} stopped: {stopped}", file=sys.stderr)
                 resumed.get(search.project, {})["stopped"] = stopped
         for thread in threads:
             thread.join()
@@ -136,8 +136,8 @@ def best_per_cell(spec, tuners):
     best = []
     plan = {s.project: s for s in searches(spec)}
     for project, tuner in tuners.items():
-        ranked = _ranked(tuner.oracle, spec["tune"]["direction"])
-        if spec["tune"]["mode"] == "per_cell":
+        ranked = _ranked(tuner.oracle, spec.tune.direction)
+        if spec.tune.mode == "per_cell":
             picks = [(cell_of(t.hyperparameters.values, plan[project]), t) for t in ranked[:1]]
         else:
             picks = []
@@ -154,26 +154,26 @@ def best_per_cell(spec, tuners):
 
 def tuned_runs(spec, best):
     """The tuned comparison's spec and runs: each cell at its own best learning rate and batch size."""
-    inits, losses = ({label(v): v for v in spec[k]} for k in ("initializers", "losses"))
+    inits, losses = ({label(v): v for v in values} for values in (spec.initializers, spec.losses))
     runs = []
     for row in best:
-        cell_spec = {**spec, "initializers": [inits[row["initializer"]]], "losses": [losses[row["loss"]]],
-                     "learning_rate": [row["learning_rate"]], "batch_size": [row["batch_size"]]}
+        cell_spec = spec.replace(initializers=(inits[row["initializer"]],), losses=(losses[row["loss"]],),
+                                 learning_rate=(row["learning_rate"],), batch_size=(row["batch_size"],))
         # named in the run ids: when a resumed search finds better settings, the cell's old runs
         # leave the grid (moved aside, kept) instead of being replaced
         runs += expand(cell_spec, show=("learning_rate", "batch_size"))
-    tuned = {**spec, "name": f"{spec['name']}_tuned", "tune": None,
-             "learning_rate": sorted({r["learning_rate"] for r in best}),
-             "batch_size": sorted({r["batch_size"] for r in best}),
-             "description": f"The tuned comparison of `{spec['name']}`: each cell retrained at the learning rate "
-                            f"and batch size its search found best ({spec['tune']['tuner']} search, "
-                            f"{spec['tune']['mode']} mode, objective {spec['tune']['objective']})."}
+    tuned = spec.replace(name=f"{spec.name}_tuned", tune=None,
+                         learning_rate=tuple(sorted({r["learning_rate"] for r in best})),
+                         batch_size=tuple(sorted({r["batch_size"] for r in best})),
+                         description=f"The tuned comparison of `{spec.name}`: each cell retrained at the learning "
+                                     f"rate and batch size its search found best ({spec.tune.tuner} search, "
+                                     f"{spec.tune.mode} mode, objective {spec.tune.objective}).")
     return tuned, runs
 
 
 def _search_identity(spec):
-    """What a search depends on: everything but the documentation, the trial budget and the seeds
-    after the first (those only add tuned runs)."""
+    """What a search depends on (`spec` as search.json holds it): everything but the documentation,
+    the trial budget and the seeds after the first (those only add tuned runs)."""
     tune = {k: v for k, v in spec["tune"].items() if k not in ("max_trials", "max_consecutive_failed_trials")}
     rest = {k: v for k, v in spec.items() if k not in ("description", "claim", "tune", "seeds")}
     return {**rest, "tune": tune, "seed": spec["seeds"][0]}
@@ -181,7 +181,7 @@ def _search_identity(spec):
 
 def _check_same_search(search_dir, started, spec):
     """Resuming continues the same search: refuse one whose config (`started`) changed under it."""
-    old, new = _search_identity(started), _search_identity(spec)
+    old, new = _search_identity(started), _search_identity(spec.as_dict())
     old, new = (json.loads(json.dumps(x, default=str)) for x in (old, new))  # as stored: lists, not tuples
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     changed += sorted(f"tune.{k}" for k in set(old["tune"]) | set(new["tune"])
@@ -200,7 +200,7 @@ def tune(spec, datasets, output=".", overwrite=False, progress=True):
         (search folder, tuned experiment folder or None for a worker, the tune report or None).
     """
     store.check_output(output)
-    search_dir = store.experiment_dir(output, spec["name"])
+    search_dir = store.experiment_dir(output, spec.name)
     who = role()
     if who == "worker":  # workers never delete: the chief owns the project folders
         run_searches(spec, datasets[0], search_dir, False, progress)
@@ -208,7 +208,7 @@ def tune(spec, datasets, output=".", overwrite=False, progress=True):
     search_dir.mkdir(parents=True, exist_ok=True)
     claim = store.Claim(search_dir, ["search"])
     if not claim.take(wait=False):
-        raise ValueError(f"{spec['name']}: another process is running this search in {str(search_dir)!r}; wait for "
+        raise ValueError(f"{spec.name}: another process is running this search in {str(search_dir)!r}; wait for "
                          "it to finish (or stop it), or add workers to it with --workers")
     try:
         return _tune(spec, datasets, output, overwrite, progress, search_dir, who)
@@ -230,7 +230,7 @@ def _tune(spec, datasets, output, overwrite, progress, search_dir, who):
     session = {"started": time.time(), "seconds": None, "overwrite": overwrite, "role": who, "resumed": None}
 
     def record(best=()):
-        store.write_json(search_dir / SEARCH, {"spec": spec, "environment": describe(),
+        store.write_json(search_dir / SEARCH, {"spec": spec.as_dict(), "environment": describe(),
                                                 "oracle_seed": oracle_seed(spec), "sessions": [*previous, session],
                                                 "best": list(best)})
 
@@ -243,4 +243,4 @@ def _tune(spec, datasets, output, overwrite, progress, search_dir, who):
     if best:
         tuned_spec, runs = tuned_runs(spec, best)
         tuned_dir, _, _ = run_experiment(tuned_spec, datasets, output, overwrite, progress, runs=runs)
-    return search_dir, tuned_dir, build_tune_report(search_dir, tuned_dir, store.report_dir(output, spec["name"]))
+    return search_dir, tuned_dir, build_tune_report(search_dir, tuned_dir, store.report_dir(output, spec.name))

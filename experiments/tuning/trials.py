@@ -39,12 +39,12 @@ class SpecHyperModel(kt.HyperModel):
     def config(self, hp):
         """The trial's run config: the spec's cell at the trial's learning rate and batch size, at
         the spec's first seed, with diagnostics off."""
-        spec, lr = self.spec, self.spec["tune"]["learning_rate"]
-        rate = hp.Float("learning_rate", lr["min"], lr["max"], sampling=lr["sampling"], step=lr["step"])
-        cell = {**spec, "initializers": [self._choice(hp, "initializer", self.search.initializers)],
-                "losses": [self._choice(hp, "loss", self.search.losses)], "learning_rate": [rate],
-                "batch_size": [hp.Choice("batch_size", spec["tune"]["batch_size"])], "seeds": spec["seeds"][:1],
-                "diagnostics": {**spec["diagnostics"], "every": 0}}
+        spec, lr = self.spec, self.spec.tune.learning_rate
+        rate = hp.Float("learning_rate", lr.min, lr.max, sampling=lr.sampling, step=lr.step)
+        cell = spec.replace(initializers=(self._choice(hp, "initializer", self.search.initializers),),
+                            losses=(self._choice(hp, "loss", self.search.losses),), learning_rate=(rate,),
+                            batch_size=(hp.Choice("batch_size", list(spec.tune.batch_size)),), seeds=spec.seeds[:1],
+                            diagnostics=spec.diagnostics.replace(every=0))
         return expand(cell)[0].config
 
     def build(self, hp):
@@ -53,14 +53,14 @@ class SpecHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
         config, data = self.config(hp), self.data
-        head = head_for(data.task, config["loss"], data.n_classes, data.n_targets)
+        head = head_for(data.task, config.loss, data.n_classes, data.n_targets)
         recorder = self.log.open(hp, first_epoch=initial_epoch + 1)
         return keras_fit.fit(model, head, config, data, recorder, callbacks, initial_epoch, epochs)
 
 
 def _trial_log(run_dir, run):
     """A trial's TensorBoard session: its own HParams group, named by project and trial."""
-    return RunLog(run_dir, run.run_id, session_hparams(run.axes), run.config)
+    return RunLog(run_dir, run.run_id, session_hparams(run.axes), run.config.as_dict())
 
 
 class TrialLog:
@@ -85,7 +85,7 @@ class TrialLog:
     def open(self, hp, first_epoch=1):
         """Start the trial's run record once its hyperparameters are all chosen; the recorder."""
         config = self.configure(hp)
-        axes = {**trial_hparams(hp.values, self.search), "seed": config["seed"]}
+        axes = {**trial_hparams(hp.values, self.search), "seed": config.seed}
         run = RunSpec(run_id=f"{self.search.project}/trial_{self.trial.trial_id}",
                       cell=f"{axes['initializer']} | {axes['loss']}", axes=axes, config=config)
         self.recorder = rundir.RunRecorder(run, self.dir, self.root, _trial_log, first_epoch=first_epoch)
@@ -135,7 +135,7 @@ def _last_line(message):
 
 def _best_epoch(trial, spec):
     """keras-tuner's best step of the objective (0-based epoch), as a 1-based epoch."""
-    name = spec["tune"]["objective"]
+    name = spec.tune.objective
     if not trial.metrics.exists(name):
         return None
     step = trial.best_step

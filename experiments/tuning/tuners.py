@@ -80,11 +80,11 @@ class Search:
 
 def searches(spec):
     """Per cell: a search for every initializer x loss; joint: one search with both as hp.Choice."""
-    inits, losses = ({label(v): v for v in spec[k]} for k in ("initializers", "losses"))
-    if spec["tune"]["mode"] == "joint":
+    inits, losses = ({label(v): v for v in values} for values in (spec.initializers, spec.losses))
+    if spec.tune.mode == "joint":
         return [Search("joint", inits, losses)]
-    return [Search(f"{slug(i)}__{slug(lo)}", {label(i): i}, {label(lo): lo}) for i in spec["initializers"]
-            for lo in spec["losses"]]
+    return [Search(f"{slug(i)}__{slug(lo)}", {label(i): i}, {label(lo): lo}) for i in spec.initializers
+            for lo in spec.losses]
 
 
 def trial_hparams(values, search):
@@ -102,7 +102,7 @@ def cell_of(values, search):
 
 def planned_trials(spec):
     """The trials a spec's searches will run; None for hyperband, which sizes itself."""
-    return None if spec["tune"]["tuner"] == "hyperband" else len(searches(spec)) * spec["tune"]["max_trials"]
+    return None if spec.tune.tuner == "hyperband" else len(searches(spec)) * spec.tune.max_trials
 
 
 def role():
@@ -116,13 +116,13 @@ def search_space(spec):
     """The declared space: batch size is chosen in `fit`, so it is declared here up front (the grid
     and Bayesian oracles need the whole space before the first trial)."""
     hp = kt.HyperParameters()
-    hp.Choice("batch_size", spec["tune"]["batch_size"])
+    hp.Choice("batch_size", list(spec.tune.batch_size))
     return hp
 
 
 def oracle_seed(spec):
     """The oracle's seed: the spec's first seed + 1 (keras-tuner takes a seed of 0 for no seed)."""
-    return spec["seeds"][0] + 1
+    return spec.seeds[0] + 1
 
 
 def make_tuner(spec, search, hypermodel, log, directory, overwrite):
@@ -131,25 +131,25 @@ def make_tuner(spec, search, hypermodel, log, directory, overwrite):
     A trial is never retried (its seed and settings are fixed, so a diverged trial diverges again),
     and failures stop a search only after `tune.max_consecutive_failed_trials` of them in a row.
     """
-    tune = spec["tune"]
-    limit = tune["max_consecutive_failed_trials"]
+    tune = spec.tune
+    limit = tune.max_consecutive_failed_trials
     if role() != "standalone":
         # the limit raises inside the chief's gRPC handler, failing the worker and leaving the chief
         # waiting for that trial forever: a distributed search records failures but never stops for them
-        if limit < tune["max_trials"]:
-            print(f"notice: {spec['name']}: max_consecutive_failed_trials = {limit} is not applied in a "
+        if limit < tune.max_trials:
+            print(f"notice: {spec.name}: max_consecutive_failed_trials = {limit} is not applied in a "
                   "distributed search", file=sys.stderr)
         limit = sys.maxsize
     common = {
-        "hypermodel": hypermodel, "objective": kt.Objective(tune["objective"], direction=tune["direction"]),
+        "hypermodel": hypermodel, "objective": kt.Objective(tune.objective, direction=tune.direction),
         "hyperparameters": search_space(spec), "seed": oracle_seed(spec),
         "max_retries_per_trial": 0, "max_consecutive_failed_trials": limit,
         "directory": str(directory), "project_name": search.project, "overwrite": overwrite,
     }
-    if tune["tuner"] == "hyperband":
-        return Hyperband(max_epochs=spec["epochs"], factor=tune["hyperband_factor"],
-                         hyperband_iterations=tune["hyperband_iterations"], log=log, **common)
-    return TUNERS[tune["tuner"]](max_trials=tune["max_trials"], log=log, **common)
+    if tune.tuner == "hyperband":
+        return Hyperband(max_epochs=spec.epochs, factor=tune.hyperband_factor,
+                         hyperband_iterations=tune.hyperband_iterations, log=log, **common)
+    return TUNERS[tune.tuner](max_trials=tune.max_trials, log=log, **common)
 
 
 def _base_port():

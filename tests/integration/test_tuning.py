@@ -102,6 +102,7 @@ def searched(tmp_path_factory):
     return path, out, out / "runs" / "moons_tune", out / "reports" / "moons_tune"
 
 
+@pytest.mark.slow
 def test_every_trial_is_recorded_once_with_every_epoch(searched):
     _, _, search_dir, reports = searched
     trials = pd.read_csv(reports / "trials.csv")
@@ -196,6 +197,7 @@ def test_the_report_command_rebuilds_the_tuner_report_from_disk(searched):
     assert "## Tuned comparison" in _page(reports / "tune.md") and (reports / "tuned.csv").is_file()
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path, tensorboard_server, wait):
     path = _config(tmp_path, "diverging", DIVERGING)
     assert _tune(path, tmp_path) == 0
@@ -235,6 +237,7 @@ def test_the_consecutive_failure_limit_stops_a_search_and_the_next_one_still_run
     assert "Not retrained, no completed trial: he_normal | huber, he_normal | mean_squared_error." in report
 
 
+@pytest.mark.slow
 def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
     path = _config(tmp_path, "killed", MOONS, initializers=["he_normal"], losses=["binary_crossentropy"],
                    epochs=40, tune={"max_trials": 5})
@@ -263,6 +266,7 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
         assert [r["epochs_run"] for r in records if r["trial_id"] == trial_id] == [40]
 
 
+@pytest.mark.slow
 def test_keras_tuners_chief_and_two_workers_complete_every_trial_once(tmp_path):
     # two searches (one per cell), served at once on two ports
     path = _config(tmp_path, "spread", MOONS, seeds=[0], losses=["binary_crossentropy"], tune={"max_trials": 4})
@@ -284,6 +288,7 @@ def test_keras_tuners_chief_and_two_workers_complete_every_trial_once(tmp_path):
     assert len(pd.read_csv(tmp_path / "reports" / "spread" / "tuned.csv")) == 2
 
 
+@pytest.mark.slow
 def test_a_joint_search_chooses_initializer_and_loss_and_retrains_each_cell_it_tried(tmp_path):
     path = _config(tmp_path, "joint", MOONS, seeds=[0], tune={"mode": "joint", "max_trials": 6,
                                                              "objective": "val_accuracy"})
@@ -306,6 +311,7 @@ def test_a_joint_search_chooses_initializer_and_loss_and_retrains_each_cell_it_t
     ("grid", {"max_trials": 10, "learning_rate": {"min": 0.001, "max": 0.01, "step": 10}, "batch_size": [16, 32]}),
     ("hyperband", {"hyperband_factor": 3}),
 ])
+@pytest.mark.slow
 def test_every_tuner_runs_by_name(tmp_path, tuner, tune):
     path = _config(tmp_path, tuner, MOONS, initializers=["he_normal"], losses=["binary_crossentropy"], epochs=3,
                    tune={"tuner": tuner, **tune})

@@ -4,7 +4,7 @@ import pytest
 
 from experiments.spec import SpecError, apply_overrides, expand, load_config, parse_value, validate
 
-CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments", "configs").glob("*.toml"))
+CONFIGS = sorted(Path(__file__).resolve().parents[3].joinpath("experiments", "configs").glob("*.toml"))
 STANDARD_SETS = ["epochs=1", "seeds=[0]", "initializers=['he_normal','zeros']"]
 
 
@@ -21,8 +21,8 @@ def test_every_shipped_config_is_documented_and_takes_the_standard_overrides(pat
         assert needed in doc, f"{path.name} docstring lacks {needed!r}"
     spec, _ = validate(apply_overrides(config, STANDARD_SETS))
     runs = expand(spec)
-    assert spec["epochs"] == 1 and {r.axes["seed"] for r in runs} == {0}
-    assert len(runs) == 2 * len(spec["losses"])
+    assert spec.epochs == 1 and {r.axes["seed"] for r in runs} == {0}
+    assert len(runs) == 2 * len(spec.losses)
 
 
 def test_digits_default_grid_is_the_issue_grid():
@@ -39,7 +39,7 @@ def test_list_valued_axes_span_the_grid(config_file):
     runs = expand(spec)
     assert len(runs) == 2 * 2 * 2 * 2 * 2
     assert runs[0].run_id == "moons/he_normal__binary_crossentropy__lr0.01__bs8/seed_0"
-    assert runs[0].config["learning_rate"] == 0.01 and runs[0].axes["batch_size"] == 8
+    assert runs[0].config.learning_rate == 0.01 and runs[0].axes["batch_size"] == 8
 
 
 def test_parse_value():
@@ -65,7 +65,7 @@ def test_validation_reports_every_problem_at_once(config_file):
 
 def test_integer_learning_rate_and_list_tables(config_file):
     spec, _ = validate(apply_overrides(load_config(config_file()), ["learning_rate=1"]))
-    assert spec["learning_rate"] == [1]
+    assert spec.learning_rate == (1,)
     with pytest.raises(SpecError, match="'optimizer' is a list here"):
         apply_overrides(load_config(config_file(optimizer=["adam", "sgd"])), ["optimizer.momentum=0.9"])
 
@@ -73,7 +73,7 @@ def test_integer_learning_rate_and_list_tables(config_file):
 def test_editing_the_description_keeps_runs_the_same(config_file):
     a = expand(validate(load_config(config_file(description="one")))[0])
     b = expand(validate(load_config(config_file(description="two")))[0])
-    assert [r.config for r in a] == [r.config for r in b] and "description" not in a[0].config
+    assert [r.config for r in a] == [r.config for r in b] and "description" not in a[0].config.as_dict()
 
 
 def test_cells_whose_labels_sanitize_alike_get_their_own_folders(tmp_path):

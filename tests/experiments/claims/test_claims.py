@@ -13,7 +13,7 @@ from experiments.claims.evaluate import combine, decide, interval
 from experiments.reporting.tables import load_tables
 from experiments.spec import load_config, validate
 
-CLAIMS = sorted(Path(__file__).resolve().parents[2].joinpath("experiments", "configs", "claims").glob("*.toml"))
+CLAIMS = sorted(Path(__file__).resolve().parents[3].joinpath("experiments", "configs", "claims").glob("*.toml"))
 
 CLAIM = """
 description = "A tiny claim for the tests."
@@ -104,9 +104,9 @@ def test_every_claim_config_documents_its_rule_and_resolves_its_cells(path):
                    "Expected runtime"):
         assert needed in doc, f"{path.name} docstring lacks {needed!r}"
     spec, _ = validate(load_config(path))
-    assert len(spec["seeds"]) >= 3 and spec["claim"]["checks"]
-    for check in spec["claim"]["checks"]:
-        assert len({cell for _, cell in check["cells"]}) == len(check["cells"])
+    assert len(spec.seeds) >= 3 and spec.claim.checks
+    for check in spec.claim.checks:
+        assert len({cell for _, cell in check.cells}) == len(check.cells)
 
 
 def test_twelve_claims_are_shipped():
@@ -141,7 +141,7 @@ def test_a_bad_claim_is_one_line_and_exit_2_before_anything_trains(claim_file, t
 
 
 def test_a_config_without_a_claim_is_refused(tmp_path, capsys):
-    config = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "breast_cancer_losses.toml"
+    config = Path(__file__).resolve().parents[3] / "experiments" / "configs" / "breast_cancer_losses.toml"
     assert cli.main(["claims", str(config), "--output", str(tmp_path)]) == 2
     assert "has no [claim] table" in capsys.readouterr().err
 

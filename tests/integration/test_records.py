@@ -73,6 +73,7 @@ def _start_and_kill(command, exp_dir, results, sig=signal.SIGKILL):
     return process, err
 
 
+@pytest.mark.slow
 def test_a_rerun_after_a_kill_gives_the_bytes_of_an_uninterrupted_run(reference, tmp_path):
     """SIGKILL once the first result of a stacked group is written (the rest of the group not yet):
     the rerun trains the unfinished group whole and writes only its missing runs."""
@@ -89,6 +90,7 @@ def test_a_rerun_after_a_kill_gives_the_bytes_of_an_uninterrupted_run(reference,
     assert not list(exp_dir.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_sigterm_stops_like_ctrl_c_with_one_line_and_the_rerun_resumes(reference, tmp_path):
     """SIGTERM half way (in the keras engine's runs): one line, exit 143, and a rerun that gives the
     uninterrupted bytes."""
@@ -101,6 +103,7 @@ def test_sigterm_stops_like_ctrl_c_with_one_line_and_the_rerun_resumes(reference
     assert _records(tmp_path / "runs" / "grid") == expected
 
 
+@pytest.mark.slow
 def test_processes_on_one_experiment_share_the_work_and_never_interleave(reference, tmp_path):
     """Two processes started together, a third a few seconds later, on one experiment."""
     config, expected = reference
@@ -248,6 +251,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "--lazy", str(disk)], check=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_error_line_and_leaves_no_half_written_file(small_disk, reference, capsys):
     config, expected = reference
     assert main(["run", str(config), "--output", str(small_disk), "--quiet"]) == 1

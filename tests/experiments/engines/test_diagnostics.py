@@ -73,13 +73,12 @@ def test_keras_probe_sees_zeros_and_he_normal_as_expected():
 
     spec, (data,) = validate({"name": "p", "dataset": "digits", "initializers": ["zeros"],
                            "losses": ["categorical_crossentropy"], "model": {"name": "mlp", "widths": [32, 16]}})
-    head = head_for(data.task, spec["losses"][0], data.n_classes, data.n_targets)
+    head = head_for(data.task, spec.losses[0], data.n_classes, data.n_targets)
     x, y = data.x_train[:256], encode_targets(data.y_train[:256], head)
     figures = {}
     for init in ("zeros", "he_normal"):
-        model = build(spec["model"][0], data.input_shape, head, init, "zeros", 0)
-        config = {"model": spec["model"][0], "loss": spec["losses"][0]}
-        figures[init] = diagnostics.keras_probe(model, config, head, x, y)[0]
+        model = build(spec.model[0], data.input_shape, head, init, "zeros", 0)
+        figures[init] = diagnostics.keras_probe(model, spec.model[0], spec.losses[0], head, x, y)[0]
         keras.backend.clear_session()
     zeros, he = figures["zeros"], figures["he_normal"]
     assert zeros["distinct_units/hidden_0"] == zeros["distinct_units/hidden_1"] == 1
@@ -101,13 +100,13 @@ def test_a_deep_sigmoid_nets_top_layer_pinned_near_zero_counts_as_saturated():
     model_spec = {"name": "mlp", "widths": [32] * 5, "activation": "sigmoid"}
     spec, (data,) = validate({"name": "p", "dataset": "digits", "initializers": ["glorot_normal"],
                               "losses": ["categorical_crossentropy"], "model": model_spec})
-    head = head_for(data.task, spec["losses"][0], data.n_classes, data.n_targets)
-    model = build(spec["model"][0], data.input_shape, head, "glorot_normal", "zeros", 0)
+    head = head_for(data.task, spec.losses[0], data.n_classes, data.n_targets)
+    model = build(spec.model[0], data.input_shape, head, "glorot_normal", "zeros", 0)
     top = model.get_layer("hidden_4")
     kernel = np.random.default_rng(0).normal(0, 0.005, size=top.kernel.shape)
     top.set_weights([kernel, np.full(top.bias.shape, -2.44)])  # sigmoid(-2.44) = 0.080
     x, y = data.x_train[:256], encode_targets(data.y_train[:256], head)
-    scalars = diagnostics.keras_probe(model, {"model": spec["model"][0], "loss": spec["losses"][0]}, head, x, y)[0]
+    scalars = diagnostics.keras_probe(model, spec.model[0], spec.losses[0], head, x, y)[0]
     keras.backend.clear_session()
     assert 0.07 < scalars["activation_mean/hidden_4"] < 0.09 and scalars["activation_std/hidden_4"] < 0.01
     assert scalars["saturated_fraction/hidden_4"] == 1.0

@@ -35,10 +35,10 @@ def _group(config, tmp_path):
     """The experiment's runs as one vectorized group, recorders in tmp_path."""
     spec, (data,) = validate(config)
     jobs = [(run, rundir.RunRecorder(run, tmp_path / "vec" / run.run_id, tmp_path / "vec")) for run in expand(spec)]
-    jobs.sort(key=lambda job: json.dumps(job[0].config["loss"], sort_keys=True))
+    jobs.sort(key=lambda job: json.dumps(job[0].config.loss, sort_keys=True))
     for _, recorder in jobs:
         recorder.start()
-    head = head_for(data.task, spec["losses"][0], data.n_classes, data.n_targets)
+    head = head_for(data.task, spec.losses[0], data.n_classes, data.n_targets)
     return engine_vectorized.Group(jobs, data, head), jobs, data
 
 
@@ -51,8 +51,8 @@ def test_every_members_initial_weights_are_bit_identical_to_the_reference(tmp_pa
               "bias_initializer": "random_normal", "model": {"name": "mlp", "widths": [16, 8]}}
     group, jobs, data = _group(config, tmp_path)
     for m, (run, _) in enumerate(jobs):
-        reference = build(run.config["model"], data.input_shape, group.head, run.config["initializer"],
-                          run.config["bias_initializer"], run.config["seed"]).get_weights()
+        reference = build(run.config.model, data.input_shape, group.head, run.config.initializer,
+                          run.config.bias_initializer, run.config.seed).get_weights()
         mine = [w.numpy()[m] for w in group.model.weights]
         assert len(mine) == len(reference) == 6
         for a, b in zip(mine, reference, strict=True):
@@ -67,6 +67,7 @@ def _reference_weights(run, data, folder):
     return model.get_weights()
 
 
+@pytest.mark.slow
 def test_after_one_epoch_every_members_weights_match_the_reference(tmp_path):
     group, jobs, data = _group(DIGITS, tmp_path)
     group.train(time.perf_counter())
@@ -74,7 +75,7 @@ def test_after_one_epoch_every_members_weights_match_the_reference(tmp_path):
     for m, (run, _) in enumerate(jobs):
         reference = _reference_weights(run, data, tmp_path / "ref")
         mine = [w.numpy()[m] for w in group.model.weights]
-        if run.config["initializer"]["name"] != "ones":
+        if run.config.initializer["name"] != "ones":
             assert max(_relative(a, b) for a, b in zip(mine, reference, strict=True)) < 1e-5, run.run_id
             continue
         # ill-conditioned: the reference itself can move by more than 1e-5 when its inputs move by
@@ -118,6 +119,7 @@ GRIDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", GRIDS)
 def test_a_short_training_gives_every_run_the_reference_results(name, tmp_path):
     grid, tables = GRIDS[name], {}
@@ -139,16 +141,16 @@ def test_a_short_training_gives_every_run_the_reference_results(name, tmp_path):
 
 def test_the_vectorized_engine_is_the_default_and_falls_back_for_what_it_cannot_stack(capsys):
     spec, _ = validate(DIGITS)
-    assert spec["engine"] == "vectorized"
-    assert {r.config["engine"] for r in resolve_engines(spec, expand(spec))} == {"vectorized"}
+    assert spec.engine == "vectorized"
+    assert {r.config.engine for r in resolve_engines(spec, expand(spec))} == {"vectorized"}
     for model in ({"name": "cnn"}, {"name": "mlp", "dropout": 0.2}, {"name": "mlp", "batch_norm": True}):
         spec, _ = validate({**DIGITS, "model": model})
-        assert {r.config["engine"] for r in resolve_engines(spec, expand(spec))} == {"keras"}
+        assert {r.config.engine for r in resolve_engines(spec, expand(spec))} == {"keras"}
         notice = capsys.readouterr().err.strip()
         assert notice.startswith("notice: eq: the vectorized engine does not support model") and "\n" not in notice
     # on a model axis, only the runs of the model it cannot stack fall back
     spec, _ = validate({**DIGITS, "model": ["mlp", {"name": "mlp", "dropout": 0.2}]})
-    engines = {r.axes["model"]: r.config["engine"] for r in resolve_engines(spec, expand(spec))}
+    engines = {r.axes["model"]: r.config.engine for r in resolve_engines(spec, expand(spec))}
     assert engines == {"mlp": "vectorized", "mlp(dropout=0.2)": "keras"}
 
 

@@ -1,0 +1,54 @@
+"""The metric catalogue: each entry's streaming sums (what the vectorized engine adds up over an
+epoch) give the value its Keras metric computes, and directions come from the catalogue."""
+
+import numpy as np
+import pytest
+
+from models.losses import Head
+from models.metrics import METRICS, auc_thresholds, build_metrics, greater_is_better
+
+HEADS = {"accuracy": [Head(3, "softmax", "one_hot"), Head(1, "sigmoid", "binary")],
+         "auc": [Head(1, "sigmoid", "binary")],
+         "mean_absolute_error": [Head(2, "linear", "value")], "mean_squared_error": [Head(2, "linear", "value")],
+         "root_mean_squared_error": [Head(2, "linear", "value")]}
+
+
+def _batch(head, rng, members=2, n=40):
+    if head.target == "one_hot":
+        y = np.eye(head.units, dtype="float32")[rng.integers(head.units, size=n)]
+        p = rng.dirichlet(np.ones(head.units), size=(members, n)).astype("float32")
+    elif head.target == "binary":
+        y = rng.integers(2, size=(n, 1)).astype("float32")
+        p = rng.uniform(size=(members, n, 1)).astype("float32")
+    else:
+        y = rng.normal(size=(n, head.units)).astype("float32")
+        p = rng.normal(size=(members, n, head.units)).astype("float32")
+    return y, p
+
+
+@pytest.mark.parametrize("name,head", [(n, h) for n, heads in HEADS.items() for h in heads],
+                         ids=lambda v: v if isinstance(v, str) else v.target)
+def test_streaming_sums_give_the_keras_metric_per_member(name, head):
+    import tensorflow as tf
+
+    assert set(HEADS) == set(METRICS)  # every catalogue metric is covered here
+    metric, rng = METRICS[name], np.random.default_rng(0)
+    y, p = _batch(head, rng)
+    thresholds = auc_thresholds() if metric.thresholds else np.zeros(0, dtype="float32")
+    # two batches, summed as the engine sums an epoch
+    halves = [(y[:25], p[:, :25]), (y[25:], p[:, 25:])]
+    sums = sum(tf.concat(metric.sums(tf.broadcast_to(yy[None], pp.shape), tf.constant(pp), thresholds), 1).numpy()
+               for yy, pp in halves)
+    assert sums.shape == (2, metric.columns(thresholds))
+    values = metric.value(sums.astype("float64"), len(y), thresholds)
+    for m in range(2):
+        keras_metric = build_metrics([name], head)[0]
+        for yy, pp in halves:
+            keras_metric.update_state(yy, pp[m])
+        assert values[m] == pytest.approx(float(keras_metric.result()), rel=1e-5, abs=1e-6)
+
+
+def test_directions_come_from_the_catalogue():
+    assert greater_is_better("val_accuracy") and greater_is_better("test_auc")
+    assert not greater_is_better("loss") and not greater_is_better("val_root_mean_squared_error")
+    assert {n for n, m in METRICS.items() if m.greater_is_better} == {"accuracy", "auc"}
