@@ -10,28 +10,37 @@ therefore called once per layer, with a seed derived from the run seed and the l
 
 import numpy as np
 
-from initializers.registry import Entry, Registry, label, slug
+from initializers.registry import Entry, Registry, keras_object, label, slug
 
 _VS = "https://arxiv.org/abs/1502.01852"
+_GLOROT = "https://proceedings.mlr.press/v9/glorot10a.html"
+
+
+def _keras(name):
+    return keras_object("initializers", name)
+
+
 # a weight beyond a million is no initialization a network can train from
 _SCALE = (-1e6, 1e6)
 INITIALIZERS = Registry(
     "initializer",
     {
         "random_normal": Entry({"mean": 0.0, "stddev": 0.05}, positive=("stddev",),
-                               ranges={"mean": _SCALE, "stddev": _SCALE}),
-        "random_uniform": Entry({"minval": -0.05, "maxval": 0.05}, ranges={"minval": _SCALE, "maxval": _SCALE}),
-        "zeros": Entry(),
-        "ones": Entry(),
-        "glorot_normal": Entry(note="Reference: https://proceedings.mlr.press/v9/glorot10a.html"),
-        "he_normal": Entry(note=f"Reference: {_VS}"),
-        "glorot_uniform": Entry(note="Reference: https://proceedings.mlr.press/v9/glorot10a.html"),
-        "he_uniform": Entry(note=f"Reference: {_VS}"),
-        "lecun_normal": Entry(note="Reference: https://arxiv.org/abs/1706.02515"),
-        "lecun_uniform": Entry(note="Reference: https://arxiv.org/abs/1706.02515"),
+                               ranges={"mean": _SCALE, "stddev": _SCALE}, make=_keras("RandomNormal")),
+        "random_uniform": Entry({"minval": -0.05, "maxval": 0.05}, ranges={"minval": _SCALE, "maxval": _SCALE},
+                                make=_keras("RandomUniform")),
+        "zeros": Entry(make=_keras("Zeros")),
+        "ones": Entry(make=_keras("Ones")),
+        "glorot_normal": Entry(note=f"Reference: {_GLOROT}", make=_keras("GlorotNormal")),
+        "he_normal": Entry(note=f"Reference: {_VS}", make=_keras("HeNormal")),
+        "glorot_uniform": Entry(note=f"Reference: {_GLOROT}", make=_keras("GlorotUniform")),
+        "he_uniform": Entry(note=f"Reference: {_VS}", make=_keras("HeUniform")),
+        "lecun_normal": Entry(note="Reference: https://arxiv.org/abs/1706.02515", make=_keras("LecunNormal")),
+        "lecun_uniform": Entry(note="Reference: https://arxiv.org/abs/1706.02515", make=_keras("LecunUniform")),
         "truncated_normal": Entry({"mean": 0.0, "stddev": 0.05}, positive=("stddev",),
-                                  ranges={"mean": _SCALE, "stddev": _SCALE}),
-        "orthogonal": Entry({"gain": 1.0}, ranges={"gain": _SCALE}, note="Reference: https://arxiv.org/abs/1312.6120"),
+                                  ranges={"mean": _SCALE, "stddev": _SCALE}, make=_keras("TruncatedNormal")),
+        "orthogonal": Entry({"gain": 1.0}, ranges={"gain": _SCALE}, note="Reference: https://arxiv.org/abs/1312.6120",
+                            make=_keras("Orthogonal")),
         "variance_scaling": Entry(
             {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
             choices={
@@ -40,8 +49,9 @@ INITIALIZERS = Registry(
             },
             positive=("scale",),
             ranges={"scale": _SCALE},
+            make=_keras("VarianceScaling"),
         ),
-        "constant": Entry({"value": 0.0}, ranges={"value": _SCALE}),
+        "constant": Entry({"value": 0.0}, ranges={"value": _SCALE}, make=_keras("Constant")),
     },
 )
 # Initializers that take no seed: they are deterministic.
@@ -67,27 +77,6 @@ def layer_seed(run_seed, layer_index, role="kernel"):
     return int(np.random.SeedSequence(entropy).generate_state(1)[0] % (2**31 - 1))
 
 
-def _keras_classes():
-    from keras import initializers as k
-
-    return {
-        "random_normal": k.RandomNormal,
-        "random_uniform": k.RandomUniform,
-        "zeros": k.Zeros,
-        "ones": k.Ones,
-        "glorot_normal": k.GlorotNormal,
-        "he_normal": k.HeNormal,
-        "glorot_uniform": k.GlorotUniform,
-        "he_uniform": k.HeUniform,
-        "lecun_normal": k.LecunNormal,
-        "lecun_uniform": k.LecunUniform,
-        "truncated_normal": k.TruncatedNormal,
-        "orthogonal": k.Orthogonal,
-        "variance_scaling": k.VarianceScaling,
-        "constant": k.Constant,
-    }
-
-
 def get(identifier, seed=None):
     """A new Keras initializer.
 
@@ -100,10 +89,7 @@ def get(identifier, seed=None):
     if callable(identifier):
         return identifier
     spec = parse(identifier)
-    params = {k: v for k, v in spec.items() if k != "name"}
-    if spec["name"] not in UNSEEDED:
-        params["seed"] = seed
-    return _keras_classes()[spec["name"]](**params)
+    return INITIALIZERS.build(spec, **({} if spec["name"] in UNSEEDED else {"seed": seed}))
 
 
 __all__ = ["INITIALIZERS", "REQUIRED", "get", "label", "layer_seed", "parse", "slug"]

@@ -6,7 +6,9 @@ be validated without importing TensorFlow; building the Keras object is each cat
 `get`.
 """
 
+import importlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -21,6 +23,8 @@ class Entry:
         unit_interval: parameters that must lie in [0, 1).
         ranges: for some parameters, the (lowest, highest) value allowed; for a list, of each element.
         note: one line shown by `python -m experiments list` (tasks, reference, ...).
+        tasks: losses only: the tasks the loss applies to.
+        make: builds the object from the parameters (`Registry.build`); imports Keras only when called.
         stacked: models only: None when the vectorized engine has no stacked version of the model
             (the allow list is the entries that set it), else `{option: reason}` for options that,
             when set (true or non-zero), keep a model from stacking.
@@ -34,7 +38,19 @@ class Entry:
     unit_interval: tuple = ()
     ranges: dict = field(default_factory=dict)
     note: str = ""
+    tasks: tuple = ()
+    make: Callable | None = None
     stacked: dict | None = None
+
+
+def keras_object(module, name):
+    """A `make` that returns Keras' own `keras.<module>.<name>`, called with the parameters when
+    it is a class (`keras_object("losses", "Huber")`), as is when it is a function."""
+    def make(**params):
+        found = getattr(importlib.import_module(f"keras.{module}"), name)
+        return found(**params) if isinstance(found, type) else found
+
+    return make
 
 
 def _type_name(default):
@@ -127,6 +143,11 @@ class Registry:
                         each = "each element of " if isinstance(value, list) else ""
                         raise ValueError(f"{each}{where} must be from {_bound(low)} to {_bound(high)}, got {value!r}")
         return {"name": name, **params}
+
+    def build(self, identifier, **extra):
+        """The object an identifier names, made by its entry's `make` with its parameters and `extra`."""
+        spec = self.parse(identifier)
+        return self.entries[spec["name"]].make(**{k: v for k, v in spec.items() if k != "name"}, **extra)
 
     def resolve(self, spec):
         """The full parameter set of a parsed spec: defaults overlaid with what it gives."""

@@ -1,35 +1,15 @@
 """Hidden-layer activations by Keras name (softmax is for output heads)."""
 
-from initializers.registry import Entry, Registry
+from initializers.registry import Entry, Registry, keras_object
 
-ACTIVATIONS = Registry(
-    "activation",
-    {
-        name: Entry()
-        for name in (
-            "linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu",
-            "softsign", "swish", "silu", "gelu", "softmax",
-        )
-    },
-)
+# name -> Keras' function (swish is Keras' silu)
+_FUNCTIONS = {"linear": "linear", "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "leaky_relu": "leaky_relu",
+              "elu": "elu", "selu": "selu", "softsign": "softsign", "swish": "silu", "silu": "silu", "gelu": "gelu",
+              "softmax": "softmax"}
+ACTIVATIONS = Registry("activation", {name: Entry(make=keras_object("activations", function))
+                                      for name, function in _FUNCTIONS.items()})
 
 
 def get(name):
     """The Keras activation function for a catalogue name."""
-    from keras import activations as k
-
-    functions = {
-        "linear": k.linear,
-        "sigmoid": k.sigmoid,
-        "tanh": k.tanh,
-        "relu": k.relu,
-        "leaky_relu": k.leaky_relu,
-        "elu": k.elu,
-        "selu": k.selu,
-        "softsign": k.softsign,
-        "swish": k.silu,
-        "silu": k.silu,
-        "gelu": k.gelu,
-        "softmax": k.softmax,
-    }
-    return functions[ACTIVATIONS.parse(name)["name"]]
+    return ACTIVATIONS.build(name)

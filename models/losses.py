@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initializers.registry import Entry, Registry
+from initializers.registry import Entry, Registry, keras_object
 
 TASKS = ("binary", "multiclass", "regression")
 CLASSIFICATION = ("binary", "multiclass")
@@ -15,32 +15,30 @@ CLASSIFICATION = ("binary", "multiclass")
 LOSSES = Registry(
     "loss",
     {
-        "mean_squared_error": Entry(note="all tasks; on classification: softmax/sigmoid outputs, one-hot targets"),
-        "mean_absolute_error": Entry(note="all tasks; on classification: softmax/sigmoid outputs, one-hot targets"),
+        "mean_squared_error": Entry(note="all tasks; on classification: softmax/sigmoid outputs, one-hot targets",
+                                    tasks=TASKS, make=keras_object("losses", "MeanSquaredError")),
+        "mean_absolute_error": Entry(note="all tasks; on classification: softmax/sigmoid outputs, one-hot targets",
+                                     tasks=TASKS, make=keras_object("losses", "MeanAbsoluteError")),
         "huber": Entry(
             {"delta": 1.0},
             positive=("delta",),
             ranges={"delta": (0, 1e6)},
             note="all tasks; Reference: https://doi.org/10.1214/aoms/1177703732",
+            tasks=TASKS, make=keras_object("losses", "Huber"),
         ),
-        "binary_crossentropy": Entry(note="binary tasks; one sigmoid output"),
-        "categorical_crossentropy": Entry(note="binary and multiclass tasks; softmax outputs, integer labels accepted"),
+        "binary_crossentropy": Entry(note="binary tasks; one sigmoid output", tasks=("binary",),
+                                     make=keras_object("losses", "BinaryCrossentropy")),
+        "categorical_crossentropy": Entry(note="binary and multiclass tasks; softmax outputs, integer labels accepted",
+                                          tasks=CLASSIFICATION, make=keras_object("losses", "CategoricalCrossentropy")),
     },
 )
-LOSS_TASKS = {
-    "mean_squared_error": TASKS,
-    "mean_absolute_error": TASKS,
-    "huber": TASKS,
-    "binary_crossentropy": ("binary",),
-    "categorical_crossentropy": CLASSIFICATION,
-}
 
 
 def check_loss(loss, task):
     """Raise a one-line ValueError when a loss cannot apply to a task."""
     name = LOSSES.parse(loss)["name"]
-    if task not in LOSS_TASKS[name]:
-        hint = " or ".join(n for n, tasks in LOSS_TASKS.items() if task in tasks)
+    if task not in LOSSES.entries[name].tasks:
+        hint = " or ".join(n for n, entry in LOSSES.entries.items() if task in entry.tasks)
         raise ValueError(f"loss '{name}' does not apply to a {task} task; use {hint}")
 
 
@@ -78,17 +76,4 @@ def encode_targets(y, head):
 
 def get(identifier):
     """A new Keras loss object for a name or `{"name": ..., **params}`."""
-    import keras
-
-    spec = LOSSES.parse(identifier)
-    params = {k: v for k, v in spec.items() if k != "name"}
-    classes = {
-        "mean_squared_error": keras.losses.MeanSquaredError,
-        "mean_absolute_error": keras.losses.MeanAbsoluteError,
-        "huber": keras.losses.Huber,
-        "binary_crossentropy": keras.losses.BinaryCrossentropy,
-        "categorical_crossentropy": keras.losses.CategoricalCrossentropy,
-    }
-    return classes[spec["name"]](**params)
-
-
+    return LOSSES.build(identifier)
