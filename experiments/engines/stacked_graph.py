@@ -1,0 +1,148 @@
+"""The vectorized engine's graph side: a group's stacked model (`models.stacked`), its Keras
+optimizer over the stacked weights, each member's catalogue loss on its own slice, the metric
+sums of the metric catalogue, and the graph functions (one XLA-compiled call per epoch).
+
+Each member's loss is the catalogue's Keras loss on its own slice; the gradient of their sum is
+every member's own gradient; the optimizer is element-wise, so per member. A member that is no
+longer active (diverged or early-stopped) is masked: its weights stop changing.
+"""
+
+import functools
+import itertools
+import json
+
+import numpy as np
+
+from experiments.engines.diagnostics import backprop
+from models import optimizers
+from models.activations import get as get_activation
+from models.builders import MODELS
+from models.losses import encode_targets
+from models.losses import get as get_loss
+from models.metrics import METRICS, auc_thresholds
+
+JIT = True
+
+
+def loss_key(job):
+    """What members with the same loss share (they sit side by side: one loss call per slice)."""
+    return json.dumps(job[0].config.loss, sort_keys=True)
+
+
+class StackedGraph:
+    """A group's stacked model (`.model`: member m is index m of every weight), its optimizer, and
+    the graph functions that train and evaluate every member at once."""
+
+    def __init__(self, members, data, head):
+        import tensorflow as tf
+
+        from models.stacked import build_stacked_mlp  # imports Keras
+
+        self.tf, self.members, self.head = tf, members, head
+        self.config = config = members[0][0].config
+        self.size = len(members)
+        flat = {split: getattr(data, f"x_{split}").reshape(len(getattr(data, f"x_{split}")), -1).astype("float32")
+                for split in ("train", "val", "test")}
+        self.x = {split: tf.constant(v) for split, v in flat.items()}
+        self.y = {split: tf.constant(encode_targets(getattr(data, f"y_{split}"), head))
+                  for split in ("train", "val", "test")}
+        options = MODELS.resolve(config.model)
+        self.model = build_stacked_mlp(
+            [(r.config.initializer, r.config.bias_initializer, r.config.seed) for r, _ in members],
+            flat["train"].shape[1], head, widths=options.get("widths", ()), activation=options.get("activation"),
+            l1=options["l1"], l2=options["l2"],
+        )
+        self.variables = self.model.trainable_variables
+        self.optimizer = optimizers.get(config.optimizer, config.learning_rate)
+        self.optimizer.build(self.variables)
+        # contiguous (start, stop, loss) slices; reduction=None keeps one loss per example
+        self.slices, start = [], 0
+        for _, same in itertools.groupby(members, key=loss_key):
+            stop = start + len(list(same))
+            loss = get_loss(members[start][0].config.loss)
+            loss.reduction = None
+            self.slices.append((start, stop, loss))
+            start = stop
+        self.metrics = {name: METRICS[name] for name in config.metrics}
+        needed = any(m.thresholds for m in self.metrics.values())
+        self.thresholds = auc_thresholds() if needed else np.zeros(0, dtype="float32")
+        self.n_stats = sum(m.columns(self.thresholds) for m in self.metrics.values())
+        self.active = tf.Variable(np.ones(self.size, dtype=bool), trainable=False)
+        probe = config.diagnostics.probe
+        self.probe = self.x["train"][:probe], self.y["train"][:probe]
+        self.backprop = tf.function(functools.partial(backprop, self._probe_forward), autograph=False)
+        # XLA compiles the full-batch epoch loop (the bulk of the work, several times faster);
+        # the remainder batch and evaluation run unjitted: each XLA compile costs about a second
+        steps = tf.TensorSpec((self.size, None, None), tf.int32)
+        self.train_full = tf.function(self._train_steps, autograph=False, jit_compile=JIT, input_signature=[steps])
+        self.train_rest = tf.function(self._train_steps, autograph=False, input_signature=[steps])
+        self.evaluate_chunk = tf.function(self._evaluate_chunk, autograph=False, input_signature=[
+            tf.TensorSpec((None, flat["train"].shape[1]), tf.float32), tf.TensorSpec((None, head.units), tf.float32)])
+
+    # -- graph functions -------------------------------------------------------------------
+
+    def _outputs(self, logits):
+        """The head's outputs per loss slice; activation after slicing keeps Keras' logits trick."""
+        head_activation = get_activation(self.head.activation)
+        return [head_activation(logits[a:b]) for a, b, _ in self.slices]
+
+    def _example_losses(self, y, outputs):
+        """Each member's loss on each example of its batch: (M, batch)."""
+        return self.tf.concat([loss(y[a:b], out) for (a, b, loss), out in zip(self.slices, outputs, strict=True)], 0)
+
+    def _losses(self, y, outputs):
+        """Each member's mean loss on its batch plus its weight penalty, as Keras computes it: (M,)."""
+        return self.tf.reduce_mean(self._example_losses(y, outputs), axis=1) + self.model.penalty()
+
+    def _stats(self, y, p):
+        """Per-member sums over the batch from which every metric follows: (M, k)."""
+        columns = [column for metric in self.metrics.values() for column in metric.sums(y, p, self.thresholds)]
+        return self.tf.concat(columns, axis=1) if columns else self.tf.zeros((self.size, 0))
+
+    def _train_step(self, idx):
+        """One optimizer step of every member on its batch `idx` (M, batch): (losses, stats)."""
+        tf = self.tf
+        x, y = tf.gather(self.x["train"], idx), tf.gather(self.y["train"], idx)
+        with tf.GradientTape() as tape:
+            outputs = self._outputs(self.model(x))
+            losses = self._losses(y, outputs)
+            total = tf.reduce_sum(losses)
+        grads = tape.gradient(total, self.variables)
+        before = [tf.identity(v) for v in self.variables]
+        self.optimizer.apply(grads, self.variables)
+        for v, old in zip(self.variables, before, strict=True):  # masked members keep their weights
+            mask = tf.reshape(self.active, [-1] + [1] * (len(v.shape) - 1))
+            v.assign(tf.where(mask, v, old))
+        return losses, self._stats(y, tf.concat(outputs, axis=0))
+
+    def _train_steps(self, order):
+        """Train on the batches `order[:, s]` (shape (M, steps, batch)); returns loss and stat sums."""
+        tf = self.tf
+        batch = tf.cast(tf.shape(order)[2], "float32")
+
+        def body(s, loss_sum, stat_sum):
+            losses, stats = self._train_step(order[:, s])
+            return s + 1, loss_sum + losses * batch, stat_sum + stats
+
+        start = (tf.constant(0), tf.zeros(self.size), tf.zeros((self.size, self.n_stats)))
+        _, loss_sum, stat_sum = tf.while_loop(lambda s, *_: s < tf.shape(order)[1], body, start)
+        return loss_sum, stat_sum
+
+    def _evaluate_chunk(self, x, y):
+        tf = self.tf
+        y = tf.broadcast_to(y[None], tf.concat([[self.size], tf.shape(y)], axis=0))
+        outputs = self._outputs(self.model(x))
+        return self._losses(y, outputs) * tf.cast(tf.shape(x)[0], "float32"), self._stats(y, tf.concat(outputs, 0))
+
+    def _probe_forward(self, x):
+        """Per layer pre-activations and outputs, and each member's summed loss (diagnostics)."""
+        tf = self.tf
+        pre, outputs = [], []
+        for layer in self.model.dense_layers:
+            pre.append(layer.pre_activation(x))
+            x = layer.activation(pre[-1]) if layer.activation else pre[-1]
+            outputs.append(x)
+        heads = self._outputs(pre[-1])
+        outputs[-1] = tf.concat(heads, axis=0)
+        y = tf.broadcast_to(self.probe[1][None], tf.concat([[self.size], tf.shape(self.probe[1])], axis=0))
+        return pre, outputs, tf.reduce_sum(self._example_losses(y, heads), axis=1)
