@@ -340,3 +340,19 @@ def test_ties_go_to_the_earliest_trial_whatever_order_the_oracle_holds_them_in()
     oracle = SimpleNamespace(trials={t.trial_id: t for t in held})  # as reloaded: files in any order
     assert [t.trial_id for t in _ranked(oracle, "max")] == ["2", "5", "0"]
     assert [t.trial_id for t in _ranked(oracle, "min")] == ["0", "2", "5"]
+
+
+def test_a_trial_trains_exactly_as_the_keras_engine_trains_its_settings(tmp_path):
+    """One training procedure: the best trial's history equals, value for value, the Keras engine's
+    run of the same cell, learning rate, batch size and seed (the tuned comparison's first seed)."""
+    path = _config(tmp_path, "same", MOONS, initializers=["he_normal"], losses=["binary_crossentropy"], seeds=[3],
+                   epochs=4, engine="keras", early_stopping={"patience": 1}, tune={"max_trials": 2})
+    assert _tune(path, tmp_path) == 0
+    runs = pd.read_csv(tmp_path / "reports" / "same_tuned" / "runs.csv")
+    best = pd.read_csv(tmp_path / "reports" / "same" / "best.csv").iloc[0]
+    trial = tmp_path / "runs" / "same" / "trials" / best["project"] / f"trial_{best['trial_id']}"
+    run = tmp_path / "runs" / "same_tuned" / runs["run_id"].iloc[0]
+    trial_config = json.loads((trial / "config.json").read_text())
+    assert trial_config["diagnostics"]["every"] == 0  # trials skip diagnostics; nothing else differs
+    assert json.loads((run / "config.json").read_text()) == {**trial_config, "diagnostics": {"every": 10, "probe": 256}}
+    pd.testing.assert_frame_equal(pd.read_csv(trial / "history.csv"), pd.read_csv(run / "history.csv"))
