@@ -1,5 +1,7 @@
-"""Running comparisons: the experiment spec and its validation, datasets, the runner and its
-engines, TensorBoard logging, results tables and reports, and the CLI (`python -m experiments`).
+"""Running comparisons, in layers that import only downward (`make lint` checks it):
 
-Importing this package imports no TensorFlow.
+    cli -> tuning, claims -> runner -> engines, reporting -> records -> spec -> data
+        (-> models -> initializers, the top-level catalogue packages)
+
+`python -m experiments` is the command line. Importing this package imports no TensorFlow.
 """
