@@ -1,8 +1,8 @@
 """Command line: `python -m experiments run|tune|validate|report|claims|list`.
 
 Kept thin: each command is a plain function call (`spec.validate`, `runner.run_experiment`,
-`runner.report_experiment`, `tuning.tune`, `claims.run.run_claims`). Nothing heavy is imported before a command needs it, so `--help` is
-fast and imports no TensorFlow.
+`runner.report_experiment`, `tuning.tune`, `claims.run.run_claims`). Nothing heavy is imported
+before a command needs it, so `--help` is fast and imports no TensorFlow.
 """
 
 import argparse

@@ -185,7 +185,7 @@ def hparams_config(spec, runs):
     hparams = [hp.HParam(key, hp.Discrete(list(dict.fromkeys(v[key] for v in values)))) for key in values[0]]
     kinds = {"train": hp.Metric.TRAINING, "validation": hp.Metric.VALIDATION, "test": None}
     metrics = [hp.Metric(f"epoch_{m}", group=group, display_name=f"{group} {m}", dataset_type=kinds[group])
-               for group in GROUPS.values() for m in ["loss", *spec["metrics"]]]
+               for group in GROUPS.values() for m in ["loss", *spec.metrics]]
     return hp.hparams_config_pb(hparams=hparams, metrics=metrics)
 
 
@@ -216,7 +216,7 @@ def _image(tag, png):
 
 def curve_tags(spec):
     """The per-epoch metrics that get mean +- std runs: `train_<m>` and `val_<m>`."""
-    return [f"{split}_{m}" for m in ["loss", *spec["metrics"]] for split in ("val", "train")]
+    return [f"{split}_{m}" for m in ["loss", *spec.metrics] for split in ("val", "train")]
 
 
 def write_experiment(exp_dir, report_dir=None, tables=None):
@@ -231,7 +231,7 @@ def write_experiment(exp_dir, report_dir=None, tables=None):
     events = Events(exp_dir)
     events.write("", 0, hparams_config(spec, experiment["runs"]))
     events.write("", 0, _margin_layout(curve_tags(spec)))
-    events.text("", "config", _code(spec))
+    events.text("", "config", _code(spec.as_dict()))
     events.text("", "environment", _code(experiment["environment"]))
     for png in sorted(Path(report_dir).glob("*.png")) if report_dir else []:
         events.write("", 0, _image(f"report/{png.stem}", png))

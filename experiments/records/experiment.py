@@ -5,12 +5,14 @@ before anything trains; the tables, reports and TensorBoard records read the run
 from pathlib import Path
 
 from experiments.records.store import read_json
+from experiments.spec.types import Experiment
 
 EXPERIMENT = "experiment.json"
 
 
 def load_experiment(exp_dir):
-    """The experiment record written by the runner (spec, run list, dataset, environment)."""
+    """The experiment record written by the runner: its spec as an `Experiment`, the run list,
+    the datasets and the environment."""
     path = Path(exp_dir) / EXPERIMENT
     if not path.is_file():
         raise ValueError(f"no experiment at {str(exp_dir)!r} (missing experiment.json); run it first")
@@ -18,7 +20,8 @@ def load_experiment(exp_dir):
         experiment = read_json(path)
     except (UnicodeDecodeError, ValueError):
         experiment = None
-    if not isinstance(experiment, dict) or not {"spec", "runs", "environment"} <= set(experiment):
+    try:
+        return {**experiment, "spec": Experiment.from_dict(experiment["spec"])}
+    except (TypeError, KeyError, AttributeError, ValueError):  # not a record of this version's fields
         raise ValueError(f"{str(path)!r} is damaged; run the experiment's command again to rebuild it "
-                         "(finished runs are kept)")
-    return experiment
+                         "(finished runs are kept)") from None

@@ -34,7 +34,7 @@ def _diagnostics_table(runs, axes):
 
 
 def _as_list(value):
-    return value if isinstance(value, list) else [value]  # older records hold single values
+    return value if isinstance(value, list | tuple) else [value]  # older records hold single values
 
 
 def _listed(value):
@@ -53,7 +53,7 @@ def build_report(exp_dir, out_dir, tables=None):
     runs, epochs = load_tables(exp_dir) if tables is None else tables
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    headline = spec["metrics"][0]
+    headline = spec.headline
     test_metric = f"test_{headline}"
     axes = cell_axes(runs)
     cells = summarize_cells(runs, test_metric)
@@ -79,20 +79,20 @@ def build_report(exp_dir, out_dir, tables=None):
     ranking = cells.drop(columns=["ok", "result"])
     bad = runs[runs["status"].isin(["diverged", "failed"])]
     datasets = experiment.get("datasets") or [experiment["dataset"]]  # one dataset in older records
-    engines = runs["engine"].value_counts() if "engine" in runs else pd.Series({spec["engine"]: len(runs)})
-    page = Page(spec["name"])
-    page.text(spec.get("description", ""))
+    engines = runs["engine"].value_counts() if "engine" in runs else pd.Series({spec.engine: len(runs)})
+    page = Page(spec.name)
+    page.text(spec.description)
     page.heading("Setup")
     page.bullets([
         *[(f"dataset: {label(d)} ({summary['task']}, {summary['n_train']} train / {summary['n_val']} validation / "
            f"{summary['n_test']} test, inputs {summary['input_shape']}, split seed {d.get('split_seed', 0)})",
-           summary["notes"]) for d, summary in zip(_as_list(spec["dataset"]), datasets, strict=True)],
-        f"model: {_listed(spec['model'])}; bias initializer {label(spec['bias_initializer'])}",
-        f"optimizer: {_listed(spec['optimizer'])}; learning rate {spec['learning_rate']}; "
-        f"batch size {spec['batch_size']}; epochs {spec['epochs']}; "
+           summary["notes"]) for d, summary in zip(_as_list(spec.dataset), datasets, strict=True)],
+        f"model: {_listed(spec.model)}; bias initializer {label(spec.bias_initializer)}",
+        f"optimizer: {_listed(spec.optimizer)}; learning rate {list(spec.learning_rate)}; "
+        f"batch size {list(spec.batch_size)}; epochs {spec.epochs}; "
         f"engine {', '.join(f'{e} ({n} runs)' for e, n in engines.items())}",
-        f"early stopping: {spec['early_stopping'] if spec['early_stopping']['patience'] else 'off'}",
-        f"seeds: {spec['seeds']}",
+        f"early stopping: {spec.early_stopping.as_dict() if spec.early_stopping.patience else 'off'}",
+        f"seeds: {list(spec.seeds)}",
         f"runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in runs['status'].value_counts().items())})",
     ])
     page.heading(f"Test {headline}: mean +- std (n seeds that finished)")

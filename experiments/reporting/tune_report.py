@@ -18,6 +18,7 @@ from experiments.records import store
 from experiments.reporting.plots import pyplot
 from experiments.reporting.render import Code, Page
 from experiments.reporting.tables import format_cell, load_tables, summarize_cells
+from experiments.spec.types import Experiment
 from initializers.registry import label
 from models.metrics import greater_is_better
 
@@ -63,11 +64,11 @@ def plot_sensitivity(trials, best, tune, hp, path):
     columns = min(4, len(cells))
     rows = math.ceil(len(cells) / columns)
     fig, panels = plt.subplots(rows, columns, figsize=(3.6 * columns + 1, 3 * rows), squeeze=False,
-                               sharey=tune["objective"] != "val_loss")  # losses have their own scales
-    lr, sizes = tune["learning_rate"], tune["batch_size"]
+                               sharey=tune.objective != "val_loss")  # losses have their own scales
+    lr, sizes = tune.learning_rate, tune.batch_size
     other = "batch_size" if hp == "learning_rate" else "learning_rate"
     norm = (matplotlib.colors.LogNorm(min(sizes), max(sizes)) if other == "batch_size" else
-            matplotlib.colors.LogNorm(lr["min"], lr["max"]))
+            matplotlib.colors.LogNorm(lr.min, lr.max))
     done = trials[trials["status"] == "COMPLETED"]
     for panel, cell in zip(panels.flat, cells, strict=False):
         part = done[done["cell"] == cell]
@@ -81,7 +82,7 @@ def plot_sensitivity(trials, best, tune, hp, path):
         panel.scatter(top[hp], top["objective"], marker="*", s=160, facecolor="none", edgecolor="black")
         if hp == "learning_rate":
             panel.set_xscale("log")
-            panel.set_xlim(lr["min"] / 1.5, lr["max"] * 1.5)
+            panel.set_xlim(lr.min / 1.5, lr.max * 1.5)
         else:
             panel.set_xscale("log", base=2)
             panel.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
@@ -92,8 +93,8 @@ def plot_sensitivity(trials, best, tune, hp, path):
     for panel in list(panels.flat)[len(cells):]:
         panel.set_visible(False)
     for row in panels:
-        row[0].set_ylabel(tune["objective"])
-    fig.suptitle(f"{tune['objective']} against {hp.replace('_', ' ')} (star: the cell's best trial)")
+        row[0].set_ylabel(tune.objective)
+    fig.suptitle(f"{tune.objective} against {hp.replace('_', ' ')} (star: the cell's best trial)")
     fig.tight_layout(rect=(0, 0, 0.93, 1))
     fig.colorbar(points, ax=panels, label=other.replace("_", " "), fraction=0.02, pad=0.01)
     fig.savefig(path, dpi=90)
@@ -123,12 +124,13 @@ def tuned_table(tuned_dir, best, metrics):
 def build_tune_report(search_dir, tuned_dir, out_dir):
     """Write the tuner report; returns the path of tune.md."""
     search = store.read_json(Path(search_dir) / SEARCH)
-    spec, tune = search["spec"], search["spec"]["tune"]
+    spec = Experiment.from_dict(search["spec"])
+    tune = spec.tune
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     trials, epochs = trial_tables(search_dir)
     best = pd.DataFrame(search["best"], columns=BEST_COLUMNS)
-    tuned = tuned_table(tuned_dir, best, spec["metrics"]) if tuned_dir and not best.empty else pd.DataFrame()
+    tuned = tuned_table(tuned_dir, best, spec.metrics) if tuned_dir and not best.empty else pd.DataFrame()
     for name, table in (("trials", trials), ("trial_epochs", epochs), ("best", best), ("tuned", tuned)):
         store.write_atomic(out_dir / f"{name}.csv", table.to_csv(index=False))
     for hp in ("learning_rate", "batch_size"):
@@ -136,30 +138,30 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
             plot_sensitivity(trials, best, tune, hp, out_dir / f"sensitivity_{hp}.png")
 
     untried = sorted(set(trials["cell"]) - set(best["cell"])) if not trials.empty else []
-    lr = tune["learning_rate"]
+    lr = tune.learning_rate
     counts = trials["status"].value_counts() if not trials.empty else pd.Series(dtype=int)
     failed = trials[trials["status"] != "COMPLETED"] if not trials.empty else trials
     workers = trials["worker"].value_counts() if not trials.empty else pd.Series(dtype=int)
     shown = ["project", "trial_id", "status", "worker", "learning_rate", "batch_size", "objective", "best_epoch",
-             "epochs_run", "seconds"] + (["cell"] if tune["mode"] == "joint" else [])
-    how = ("a search per initializer x loss cell" if tune["mode"] == "per_cell" else
+             "epochs_run", "seconds"] + (["cell"] if tune.mode == "joint" else [])
+    how = ("a search per initializer x loss cell" if tune.mode == "per_cell" else
            "initializer and loss as hp.Choice axes of one search")
-    budget = (f"{tune['max_trials']} trials per search" if tune["tuner"] != "hyperband" else
-              f"hyperband: max_epochs {spec['epochs']}, factor {tune['hyperband_factor']}, "
-              f"{tune['hyperband_iterations']} iteration(s)")
+    budget = (f"{tune.max_trials} trials per search" if tune.tuner != "hyperband" else
+              f"hyperband: max_epochs {spec.epochs}, factor {tune.hyperband_factor}, "
+              f"{tune.hyperband_iterations} iteration(s)")
     distributed = any(s["role"] == "chief" for s in search["sessions"])
-    page = Page(f"{spec['name']}: tuning learning rate and batch size")
-    page.text(spec.get("description", ""))
+    page = Page(f"{spec.name}: tuning learning rate and batch size")
+    page.text(spec.description)
     page.heading("The search")
     page.bullets([
-        f"{tune['tuner']} search, {tune['mode'].replace('_', ' ')} mode ({how}), "
-        f"objective {tune['objective']} ({tune['direction']}imize), {budget}",
-        f"learning rate: {lr['min']:g} to {lr['max']:g}, {lr['sampling']} sampling"
-        + (f", step {lr['step']:g}" if lr["step"] else "") + f"; batch size: one of {tune['batch_size']}",
-        f"dataset {label(spec['dataset'][0])}, {spec['epochs']} epochs per trial, model seed {spec['seeds'][0]}, "
-        f"oracle seed {search['oracle_seed']}; tuned comparison on seeds {spec['seeds']}",
+        f"{tune.tuner} search, {tune.mode.replace('_', ' ')} mode ({how}), "
+        f"objective {tune.objective} ({tune.direction}imize), {budget}",
+        f"learning rate: {lr.min:g} to {lr.max:g}, {lr.sampling} sampling"
+        + (f", step {lr.step:g}" if lr.step else "") + f"; batch size: one of {list(tune.batch_size)}",
+        f"dataset {label(spec.dataset[0])}, {spec.epochs} epochs per trial, model seed {spec.seeds[0]}, "
+        f"oracle seed {search['oracle_seed']}; tuned comparison on seeds {list(spec.seeds)}",
         f"failure limits: a trial is never retried (max_retries_per_trial = 0: its settings and seed are fixed, "
-        f"so it would fail the same way); a search stops after {tune['max_consecutive_failed_trials']} consecutive "
+        f"so it would fail the same way); a search stops after {tune.max_consecutive_failed_trials} consecutive "
         "failed trials (max_consecutive_failed_trials)"
         + (", except in distributed sessions, which do not apply it" if distributed else "")
         + ". A trial whose training loss turns NaN or inf is stopped and recorded as failed, and the search goes on.",
@@ -175,7 +177,7 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
     if untried:
         page.paragraph(f"Not retrained, no completed trial: {', '.join(untried)}.")
     page.heading("Best trial per cell")
-    page.paragraph(f"By the search objective, {tune['objective']}; ties go to the earliest trial.")
+    page.paragraph(f"By the search objective, {tune.objective}; ties go to the earliest trial.")
     page.table(best, digits=DIGITS)
     page.heading("Sensitivity")
     page.image("sensitivity_learning_rate.png", "objective against learning rate")
@@ -185,7 +187,7 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
                if len(failed) else None, digits=DIGITS, empty="None.")
     page.heading("Every trial")
     page.paragraph("Per-epoch histories are in trial_epochs.csv; TensorBoard: ",
-                   Code(f"make tensorboard EXPERIMENT={spec['name']}"), ".")
+                   Code(f"make tensorboard EXPERIMENT={spec.name}"), ".")
     page.table(trials[shown] if not trials.empty else None, digits=DIGITS)
     page.heading("Environment")
     page.paragraph(", ".join(f"{k} {v}" for k, v in search["environment"].get("libraries", {}).items()))
