@@ -193,7 +193,8 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
                 return
             bar.update(sum(plan[r.run_id][0] and not writes[r.run_id] for r in group))
             jobs = [(run, rundir.RunRecorder(run, exp_dir / run.run_id, exp_dir, events.run_log, on_epoch,
-                                             on_finish=lambda run, result: bar.update(), write=writes[run.run_id]))
+                                             on_finish=lambda run, result: bar.update(), write=writes[run.run_id],
+                                             save_model=spec.save_model))
                     for run in group]
             try:
                 ENGINES[group[0].config.engine].train_runs(jobs, by_label[group[0].axes["dataset"]])

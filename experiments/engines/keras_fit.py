@@ -94,14 +94,18 @@ def fit(model, head, config, data, recorder, callbacks=(), initial_epoch=0, epoc
 
 
 def train_one(run, data, recorder):
-    """Fit, then unless the run diverged evaluate on the test and the training set: the two
-    metrics dicts, or (None, None)."""
+    """Fit, then unless the run diverged evaluate on the test and the training set.
+
+    Returns:
+        (the trained model, the test metrics, the training-set metrics); the metrics are None
+        when the run diverged.
+    """
     model, head = build_model(run.config, data)
     fit(model, head, run.config, data, recorder)
     if recorder.diverged:
-        return None, None
-    return tuple(model.evaluate(x, encode_targets(y, head), batch_size=256, verbose=0, return_dict=True)
-                 for x, y in ((data.x_test, data.y_test), (data.x_train, data.y_train)))
+        return model, None, None
+    return model, *(model.evaluate(x, encode_targets(y, head), batch_size=256, verbose=0, return_dict=True)
+                    for x, y in ((data.x_test, data.y_test), (data.x_train, data.y_train)))
 
 
 def train_runs(jobs, data):
@@ -120,8 +124,8 @@ def train_runs(jobs, data):
         started = time.perf_counter()
         recorder.start()
         try:
-            test, train_set = train_one(run, data, recorder)
-            result = recorder.finish("ok", time.perf_counter() - started, test, train_set=train_set)
+            model, test, train_set = train_one(run, data, recorder)
+            result = recorder.finish("ok", time.perf_counter() - started, test, train_set=train_set, model=model)
         except OSError:
             raise  # the disk refused a record (`StorageError`): not a result of training
         except Exception as e:  # noqa: BLE001 - a failed run is data; the grid goes on

@@ -38,7 +38,7 @@ class StackedGraph:
 
         from models.stacked import build_stacked_mlp  # imports Keras
 
-        self.tf, self.members, self.head = tf, members, head
+        self.tf, self.members, self.head, self.data = tf, members, head, data
         self.config = config = members[0][0].config
         self.size = len(members)
         flat = {split: getattr(data, f"x_{split}").reshape(len(getattr(data, f"x_{split}")), -1).astype("float32")

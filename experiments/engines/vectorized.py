@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from experiments.engines import keras_fit
 from experiments.engines.diagnostics import due, layer_kinds, measure, signals
 from experiments.engines.procedure import MemberEarlyStopping, epoch_orders, failure_reason
 from experiments.engines.stacked_graph import StackedGraph, loss_key
@@ -140,5 +141,18 @@ class Group(StackedGraph):
         test_logs, train_logs = self._evaluate("test"), self._evaluate("train")
         wall = (time.perf_counter() - started) / size  # the group's time, shared evenly
         return [recorder.finish("ok", wall, test=None if recorder.diverged else test_logs[m],
-                                train_set=None if recorder.diverged else train_logs[m], share=1 / size)
+                                train_set=None if recorder.diverged else train_logs[m], share=1 / size,
+                                model=self.member_model(m) if recorder.saves_model and not recorder.diverged
+                                else None)
                 for m, (_, recorder) in enumerate(self.members)]
+
+    def member_model(self, m):
+        """Member m unstacked: exactly the compiled model the Keras engine builds for its run, with
+        the member's trained weights and optimizer state."""
+        model, _ = keras_fit.build_model(self.members[m][0].config, self.data)
+        model.set_weights([np.asarray(w)[m] for w in self.model.weights])
+        model.optimizer.build(model.trainable_variables)
+        for mine, stacked in zip(model.optimizer.variables, self.optimizer.variables, strict=True):
+            value = np.asarray(stacked)  # a slot has the member axis; the step count is shared
+            mine.assign(value[m] if value.ndim == len(mine.shape) + 1 else value)
+        return model

@@ -7,6 +7,8 @@ row per epoch (a run without result.json is retrained from scratch, so a torn ro
                               history.csv    one row per epoch, appended as it ends
                               diagnostics.csv  per-layer diagnostics: step, quantity, layer, value
                                              (written just before result.json)
+                              model.keras    the trained model (after any early-stopping restore), when
+                                             the spec saves models and the run finished ok
                               result.json    status, times, final/best/test/train_set metrics, diagnostics at
                                              step 0 (diag_init_*) and at the end (diag_end_*); written last
                               train/ validation/ test/ and events   TensorBoard (diagnostics in the events)
@@ -29,6 +31,7 @@ from experiments.spec.types import RunConfig
 from models.metrics import greater_is_better
 
 CONFIG, HISTORY, RESULT, DIAGNOSTICS = "config.json", "history.csv", "result.json", "diagnostics.csv"
+MODEL = "model.keras"
 STATUSES = ("ok", "diverged", "failed")
 
 
@@ -163,11 +166,13 @@ class RunRecorder:
         write: False for a run that trains only because its stacked group does (it is finished
             already): it is followed like the others (divergence masks it) but nothing is written.
         first_epoch: the number of the first epoch recorded (a Hyperband trial continues another).
+        save_model: keep the model a run that finishes ok hands to `finish`, as model.keras.
     """
 
-    def __init__(self, run, run_dir, root, log=None, on_epoch=None, on_finish=None, write=True, first_epoch=1):
+    def __init__(self, run, run_dir, root, log=None, on_epoch=None, on_finish=None, write=True, first_epoch=1,
+                 save_model=False):
         self.run, self.run_dir, self.root, self.open_log = run, Path(run_dir), root, log or _NoLog
-        self.first_epoch = first_epoch
+        self.first_epoch, self.save_model = first_epoch, save_model
         self.on_epoch, self.on_finish, self.write = on_epoch, on_finish, write
         self.history, self.log, self.diverged = [], None, False
         self.epoch_times, self.clock = [], None  # seconds between epoch ends (the first from start)
@@ -206,12 +211,19 @@ class RunRecorder:
         if self.write:
             self.log.diagnostics(step, scalars, histograms)
 
-    def finish(self, status, wall_time, test=None, reason="", train_set=None, share=1.0):
-        """Write result.json (last) and close the TensorBoard session with the true status.
+    @property
+    def saves_model(self):
+        """Whether `finish` would keep a model: the engine builds one only then."""
+        return self.save_model and self.write
+
+    def finish(self, status, wall_time, test=None, reason="", train_set=None, share=1.0, model=None):
+        """Write model.keras (with `model`, for a run that finished ok) and result.json (last), and
+        close the TensorBoard session with the true status.
 
         Args:
             test, train_set: metrics evaluated after training on the test and training sets.
             share: this run's share of the measured times (runs trained together split them).
+            model: the trained Keras model, to save when the spec saves models.
         """
         if status == "ok" and self.diverged:
             status = "diverged"
@@ -235,6 +247,8 @@ class RunRecorder:
             store.write_rows(self.run_dir / DIAGNOSTICS, sync=False, rows=[
                 {"step": step, "quantity": k.partition("/")[0], "layer": k.partition("/")[2], "value": v}
                 for step, scalars in self.diagnosed.items() for k, v in scalars.items()])
+        if model is not None and self.saves_model and status == "ok":
+            store.write_with(self.run_dir / MODEL, model.save)
         store.write_json(self.run_dir / RESULT, result)
         if self.on_finish:
             self.on_finish(self.run, result)

@@ -123,6 +123,28 @@ def write_atomic(path, text, sync=True):
         raise
 
 
+def write_with(path, write):
+    """Write a file that a library writes itself, `write(temporary path)` (a Keras model), through
+    a temp file in the same folder (with the same suffix) and a rename; `StorageError` names the
+    file when the disk refuses, and no half-written file is left."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        os.close(fd)
+    except OSError as e:
+        raise StorageError(e.errno, f"cannot write {str(path)!r}: {e.strerror}") from None
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise StorageError(e.errno, f"cannot write {str(path)!r}: {e.strerror}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def append_line(path, text):
     """Append to a growing file (a history), as one write; `StorageError` when the disk refuses."""
     try:

@@ -26,6 +26,9 @@ DEFAULTS = {
     "engine": "vectorized",
     # per-layer diagnostics at step 0, every `every` epochs and at the end, on `probe` examples
     "diagnostics": {"every": 10, "probe": 256},
+    # keep each run's trained model as model.keras in its folder (not part of a run's config: it
+    # does not change what trains)
+    "save_model": True,
     # a textbook claim and its decision rule (`experiments.claims`); documentation for training
     "claim": None,
     # a keras-tuner search of learning rate and batch size (`experiments.tuning`); `run` ignores it

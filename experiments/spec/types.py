@@ -128,6 +128,7 @@ class Experiment(_Record):
     diagnostics: Diagnostics
     claim: Claim | None
     tune: Tune | None
+    save_model: bool = True  # records written before it existed saved no models
 
     @property
     def headline(self):

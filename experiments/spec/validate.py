@@ -88,6 +88,8 @@ def validate(config):
                                                       0 <= s <= MAX_SEED for s in seeds)
             and len(set(seeds)) == len(seeds)):
         problems.append(f"seeds must be a non-empty list of distinct integers from 0 to {MAX_SEED}, got {seeds!r}")
+    if not isinstance(spec["save_model"], bool):
+        problems.append(f"save_model must be true or false, got {spec['save_model']!r}")
     if spec["engine"] not in ENGINES:
         problems.append(f"engine {spec['engine']!r} is unknown; valid engines: {', '.join(ENGINES)}")
     collect(problems, _check_diagnostics, spec)
