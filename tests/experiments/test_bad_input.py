@@ -51,6 +51,7 @@ CASES = {
     "unknown activation": ("run", {}, _set("model.activation=relu6"), "'relu6'; valid values: linear, sigmoid"),
     "unknown bias initializer": ("run", {"bias_initializer": "zero"}, [], "'zero'; valid names"),
     "unknown engine": ("run", {}, _set("engine=jax"), "engine 'jax' is unknown; valid engines: vectorized, keras"),
+    "save_model not a flag": ("run", {}, _set("save_model=1"), "save_model must be true or false, got 1"),
     "unknown metric": ("run", {"metrics": ["f1"]}, [], "metric 'f1' does not apply to a binary task; valid"),
     "metric of another task": ("run", {}, _set("metrics=['mean_absolute_error']"),
                                "metric 'mean_absolute_error' does not apply"),
