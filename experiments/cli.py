@@ -224,8 +224,17 @@ def cmd_list(args):
     return 0
 
 
+def entry():
+    """The installed command and `python -m experiments`: TensorFlow's native start-up chatter
+    filtered out of stderr (`console`), then `main`."""
+    from experiments.console import filter_native_logs
+
+    filter_native_logs()
+    return main()
+
+
 def main(argv=None):
-    """Entry point; returns the exit code (2 for bad input, with one line per problem)."""
+    """Run one command; returns the exit code (2 for bad input, with one line per problem)."""
     args = _parser().parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
