@@ -99,6 +99,13 @@ class StorageError(OSError):
     """Writing failed (a full disk, an unwritable folder): an environment problem, never a run result."""
 
 
+def _file_mode():
+    """0666 less the process's umask: the mode `open` gives a new file."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomic(path, text, sync=True):
     """Write text to path through a temp file in the same folder and a rename (after an fsync,
     unless `sync` is False). On failure no file is left half-written and `StorageError` names it."""
@@ -106,6 +113,7 @@ def write_atomic(path, text, sync=True):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; a file of ours gets the user's umask
     except OSError as e:
         raise StorageError(e.errno, f"cannot write {str(path)!r}: {e.strerror}") from None
     try:
@@ -131,6 +139,7 @@ def write_with(path, write):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+        os.fchmod(fd, _file_mode())
         os.close(fd)
     except OSError as e:
         raise StorageError(e.errno, f"cannot write {str(path)!r}: {e.strerror}") from None

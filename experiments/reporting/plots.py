@@ -67,7 +67,8 @@ def plot_heatmap(cells, axes, metric, path):
         ax.text(j, i, "-" if pd.isna(value) else f"{value:.3f}", ha="center", va="center",
                 color="k" if bright else "w", fontsize=8)
     fig.colorbar(image, ax=ax)
-    ax.set_title(f"{metric}, mean over seeds")
+    low, high = np.nanmin(values), np.nanmax(values)
+    ax.set_title(f"{metric}, mean over seeds (colours span {low:.3f} to {high:.3f})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -15,6 +15,7 @@ from experiments.reporting.render import Link, Page
 from experiments.reporting.tables import (
     cell_axes,
     format_cell,
+    format_reached,
     load_diagnostics,
     load_experiment,
     load_tables,
@@ -31,6 +32,18 @@ def _diagnostics_table(runs, axes):
     quantities = dict.fromkeys(c.split("_", 2)[2] for c in columns)
     names = {f"diag_{when}_{q}": f"{q} {when}" for q in quantities for when in ("init", "end")}
     return table[[c for c in names if c in table]].rename(columns=names).reset_index()
+
+
+def _ranking(cells):
+    """The cells table as the report shows it: epochs to each threshold in words (how many seeds
+    reached it, `never` when none did) instead of the mean and count columns."""
+    ranking = cells.drop(columns=["result"])
+    for column in [c for c in cells if c.startswith("reached_")]:
+        metric = column[len("reached_"):]
+        ranking[f"epochs to {metric}"] = [
+            format_reached(row[f"mean_epochs_to_{metric}"], row[column], row["ok"]) for _, row in cells.iterrows()]
+        ranking = ranking.drop(columns=[column, f"mean_epochs_to_{metric}"])
+    return ranking.drop(columns=["ok"])
 
 
 def _as_list(value):
@@ -76,7 +89,7 @@ def build_report(exp_dir, out_dir, tables=None):
     pivot = cells.pivot_table(index=others, columns="loss", values="result", aggfunc="first", sort=False)
     pivot = pivot.reset_index()
     pivot.columns.name = None
-    ranking = cells.drop(columns=["ok", "result"])
+    ranking = _ranking(cells)
     bad = runs[runs["status"].isin(["diverged", "failed"])]
     datasets = experiment.get("datasets") or [experiment["dataset"]]  # one dataset in older records
     engines = runs["engine"].value_counts() if "engine" in runs else pd.Series({spec.engine: len(runs)})

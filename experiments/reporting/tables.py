@@ -60,24 +60,39 @@ def cell_axes(runs):
 
 def summarize_cells(runs, metric):
     """Per cell: mean, std and n of `metric` over the seeds that finished ok, the status counts,
-    and the mean epochs to reach each threshold (over the seeds that reached it)."""
+    and per threshold how many of those seeds reached it (`reached_<metric>`) and their mean epochs
+    to reach it (`mean_epochs_to_<metric>`, empty when none did)."""
     axes = cell_axes(runs)
     ok = runs[runs["status"] == "ok"]
     values = ok[metric] if metric in ok else pd.Series(dtype=float, index=ok.index)
     stats = values.groupby([ok[a] for a in axes]).agg(["mean", "std", "count"]).rename(columns={"count": "n"})
     counts = pd.crosstab([runs[a] for a in axes], runs["status"]).reindex(columns=STATUSES, fill_value=0)
     table = stats.join(counts, how="right")
-    # runs that never reach a threshold count as missing, so this is the mean over those that did
+    # runs that never reach a threshold count as missing: the mean is over those that did, and
+    # reached_<metric> says how many that is
     reach = [c for c in runs if c.startswith("epochs_to_")]
     if reach:
-        table = table.join(ok.groupby(axes)[reach].mean().add_prefix("mean_"), how="left")
+        grouped = ok.groupby(axes)[reach]
+        table = table.join(grouped.mean().add_prefix("mean_"), how="left")
+        table = table.join(grouped.count().rename(columns=lambda c: "reached_" + c[len("epochs_to_"):]), how="left")
+        for c in reach:
+            table["reached_" + c[len("epochs_to_"):]] = table["reached_" + c[len("epochs_to_"):]].fillna(0).astype(int)
     table["n"] = table["n"].fillna(0).astype(int)
     ascending = not greater_is_better(metric)
     return table.reset_index().sort_values("mean", ascending=ascending, na_position="last").reset_index(drop=True)
 
 
 def format_cell(mean, std, n):
-    """`0.962 +- 0.004 (3)`; `-` when no seed finished."""
+    """`0.962 +- 0.004 (3)`; `0.962 (1)` for one seed (no spread to show); `-` when none finished."""
     if n == 0 or pd.isna(mean):
         return "-"
+    if n == 1:
+        return f"{mean:.3f} (1)"
     return f"{mean:.3f} +- {0.0 if pd.isna(std) else std:.3f} ({n})"
+
+
+def format_reached(mean_epochs, reached, finished):
+    """Epochs to a threshold in words: `4.5 (2 of 3 seeds)`, or `never (0 of 3 seeds)`."""
+    if not reached:
+        return f"never (0 of {finished} seeds)"
+    return f"{mean_epochs:.1f} ({reached} of {finished} seeds)"

@@ -3,6 +3,7 @@ their defaults, and the checks every numeric field shares (finite, within bounds
 
 import ast
 import copy
+import datetime
 import math
 import tomllib
 from pathlib import Path
@@ -60,13 +61,21 @@ def load_config(path):
 
 
 def parse_value(text):
-    """A `--set` value: a Python/TOML-like literal, or else the bare string (`optimizer=sgd`).
-    A value that opens a list, table or tuple must be a whole literal."""
-    text = {"true": "True", "false": "False"}.get(text.strip(), text)
+    """A `--set` value: a TOML value (`{ name = "sgd", momentum = 0.9 }`, `[0, 1]`, `true`, `1e-3`),
+    else a Python literal (`{'name': 'huber'}`, `True`), else the bare string (`optimizer=sgd`). A
+    value that opens a list, table or tuple must be a whole literal; a TOML date stays a string."""
+    stripped = text.strip()
+    if "\n" not in stripped:
+        try:
+            value = tomllib.loads(f"value = {stripped}")["value"]
+            if not isinstance(value, datetime.date | datetime.time):
+                return value
+        except tomllib.TOMLDecodeError:
+            pass
     try:
-        return ast.literal_eval(text.strip())
+        return ast.literal_eval(stripped)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
-        if text.strip()[:1] in ("[", "{", "("):
+        if stripped[:1] in ("[", "{", "("):
             raise ValueError(f"--set value {text!r} is not a literal (numbers, strings in quotes, lists, tables; "
                              "no expressions such as 10**6)") from None
         return text

@@ -7,7 +7,7 @@ from conftest import TINY
 
 from experiments.records import rundir, store
 from experiments.records.experiment import EXPERIMENT
-from experiments.reporting.tables import format_cell, load_tables, summarize_cells
+from experiments.reporting.tables import format_cell, format_reached, load_tables, summarize_cells
 from experiments.spec import expand, validate
 
 
@@ -51,3 +51,26 @@ def test_cells_are_mean_and_std_over_ok_seeds_ranked_by_direction(tmp_path):
     losses = summarize_cells(table, "test_loss")
     assert losses["mean"].is_monotonic_increasing  # a loss is minimized
     assert format_cell(0.85, 0.0707107, 2) == "0.850 +- 0.071 (2)" and format_cell(float("nan"), 0, 0) == "-"
+
+
+def test_thresholds_say_how_many_seeds_reached_them_and_one_seed_shows_no_spread(tmp_path):
+    _experiment(tmp_path, [0.9, 0.8, None, 0.5, "diverged", 0.6, 0.7, 0.7])
+    table, _ = load_tables(tmp_path)
+    cells = summarize_cells(table, "test_accuracy").set_index(["initializer", "loss"])
+    # every epoch logged val_accuracy 0.6, the TINY threshold is 0.6: every ok seed reached it at epoch 1
+    assert cells["reached_val_accuracy"].tolist() == cells["ok"].tolist()
+    assert format_reached(1.0, 2, 2) == "1.0 (2 of 2 seeds)" and format_reached(float("nan"), 0, 3) == \
+        "never (0 of 3 seeds)"
+    assert format_cell(0.5, float("nan"), 1) == "0.500 (1)"
+
+
+def test_files_are_written_with_the_users_umask(tmp_path):
+    import os
+
+    old = os.umask(0o027)
+    try:
+        store.write_atomic(tmp_path / "a.csv", "x\n")
+        store.write_with(tmp_path / "b.keras", lambda path: open(path, "w").close())
+    finally:
+        os.umask(old)
+    assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "a.csv", tmp_path / "b.keras")} == {"0o640"}

@@ -45,6 +45,12 @@ def test_list_valued_axes_span_the_grid(config_file):
 def test_parse_value():
     assert parse_value("1") == 1 and parse_value("[0, 1]") == [0, 1] and parse_value("sgd") == "sgd"
     assert parse_value("true") is True and parse_value("{'name': 'huber', 'delta': 0.5}")["delta"] == 0.5
+    # TOML as in a config file, inline tables included; a TOML date stays the string it was
+    assert parse_value('{ name = "sgd", momentum = 0.9 }') == {"name": "sgd", "momentum": 0.9}
+    assert parse_value("[{ name = 'huber', delta = 0.5 }, 'mean_squared_error']")[0]["delta"] == 0.5
+    assert parse_value("1e-3") == 0.001 and parse_value("True") is True and parse_value("2024-01-01") == "2024-01-01"
+    with pytest.raises(ValueError, match="is not a literal"):
+        parse_value("[10**6]")
 
 
 def test_dotted_overrides_turn_a_name_into_a_table(config_file):
@@ -92,3 +98,9 @@ def test_cells_whose_labels_sanitize_alike_get_their_own_folders(tmp_path):
                                                   "target": "label", "task": t} for t in ("auto", "binary")],
                         "initializers": ["he_normal"], "losses": ["binary_crossentropy"]})
     assert len({r.run_id for r in expand(long)}) == 2
+
+
+def test_a_toml_inline_table_overrides_a_table(config_file):
+    config = apply_overrides(load_config(config_file()), ['optimizer={ name = "sgd", momentum = 0.9 }'])
+    spec, _ = validate(config)
+    assert spec.optimizer == ({"name": "sgd", "momentum": 0.9},)
