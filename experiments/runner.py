@@ -144,7 +144,7 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
         ValueError: finished runs of another config (without `overwrite`), or a bad output folder;
             nothing on disk has changed then.
     """
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
 
     store.check_output(output)
     exp_dir = store.experiment_dir(output, spec.name)

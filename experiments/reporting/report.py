@@ -14,12 +14,11 @@ from experiments.reporting import plots
 from experiments.reporting.render import Link, Page
 from experiments.reporting.tables import (
     cell_axes,
-    format_cell,
+    cell_table,
     format_reached,
     load_diagnostics,
     load_experiment,
     load_tables,
-    summarize_cells,
 )
 from experiments.spec.diagnostics import SATURATION_TEXT
 from initializers.registry import label
@@ -69,8 +68,7 @@ def build_report(exp_dir, out_dir, tables=None):
     headline = spec.headline
     test_metric = f"test_{headline}"
     axes = cell_axes(runs)
-    cells = summarize_cells(runs, test_metric)
-    cells["result"] = [format_cell(r["mean"], r["std"], r["n"]) for _, r in cells.iterrows()]
+    cells = cell_table(runs, test_metric)
 
     store.write_atomic(out_dir / "runs.csv", runs.to_csv(index=False))
     store.write_atomic(out_dir / "epochs.csv", epochs.to_csv(index=False))

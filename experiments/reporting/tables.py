@@ -82,6 +82,13 @@ def summarize_cells(runs, metric):
     return table.reset_index().sort_values("mean", ascending=ascending, na_position="last").reset_index(drop=True)
 
 
+def cell_table(runs, metric):
+    """cells.csv: `summarize_cells` with each cell's `result` as the report prints it."""
+    cells = summarize_cells(runs, metric)
+    cells["result"] = [format_cell(r["mean"], r["std"], r["n"]) for _, r in cells.iterrows()]
+    return cells
+
+
 def format_cell(mean, std, n):
     """`0.962 +- 0.004 (3)`; `0.962 (1)` for one seed (no spread to show); `-` when none finished."""
     if n == 0 or pd.isna(mean):

@@ -83,17 +83,28 @@ def parse_value(text):
 
 def apply_overrides(config, assignments):
     """Apply `key=value` strings; keys are top-level fields or `table.key` (`dataset.noise=0.3`)."""
-    config, problems = copy.deepcopy(config), []
+    problems, values = [], {}
     for assignment in assignments:
         key, sep, text = assignment.partition("=")
-        key = key.strip()
-        head, _, sub = key.partition(".")
-        if not sep or not key:
+        if not sep or not key.strip():
             problems.append(f"--set {assignment!r} is not key=value")
-        elif head not in DEFAULTS:
+        else:
+            values[key.strip()] = collect(problems, parse_value, text)
+    if problems:
+        raise SpecError(problems)
+    return apply_values(config, values)
+
+
+def apply_values(config, values):
+    """Apply `{key: value}` overrides (values already parsed: the Python API's `overrides`); keys
+    are top-level fields or `table.key`. Returns a new config."""
+    config, problems = copy.deepcopy(config), []
+    for key, value in values.items():
+        head, _, sub = key.partition(".")
+        if head not in DEFAULTS:
             problems.append(f"--set: unknown key {head!r}; valid keys: {', '.join(DEFAULTS)}")
         elif not sub:
-            config[key] = collect(problems, parse_value, text)
+            config[key] = copy.deepcopy(value)
         elif head not in ("dataset", "model", "early_stopping", "thresholds", "bias_initializer", "optimizer",
                           "diagnostics", "tune"):
             problems.append(f"--set {key!r}: {head!r} is not a table; set it as {head}=value")
@@ -102,7 +113,7 @@ def apply_overrides(config, assignments):
         else:
             table = config.get(head, DEFAULTS[head])
             table = {"name": table} if isinstance(table, str) else dict(table or {})
-            table[sub] = collect(problems, parse_value, text)
+            table[sub] = copy.deepcopy(value)
             config[head] = table
     if problems:
         raise SpecError(problems)

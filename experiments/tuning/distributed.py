@@ -41,7 +41,7 @@ def launch(argv, spec, workers, output, progress=True):
     Returns:
         the chief's exit code, or 1 when a worker failed (its log is named).
     """
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
 
     search_dir = Path(output) / "runs" / spec.name
     logs = search_dir / "workers"

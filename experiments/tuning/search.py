@@ -70,7 +70,7 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
         {project: {"kept": n, "rerun": [interrupted trial ids], "stopped": "" or why}}).
     """
     import tensorflow as tf
-    from tqdm import tqdm
+    from tqdm.auto import tqdm  # a widget in Jupyter, text in a terminal
 
     tf.get_logger().setLevel("ERROR")
     who = role()

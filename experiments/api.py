@@ -1,0 +1,81 @@
+"""The Python API, for notebooks and scripts: `run` does what `init-loss-lab run` does (runs,
+tables, report, TensorBoard records) and returns the tables; `load` reads a finished experiment.
+
+    import experiments as lab
+    result = lab.run("experiments/configs/digits_init_x_loss.toml", output="out", overrides={"epochs": 5})
+    result.cells            # one row per cell: mean, std, n over seeds, the status counts
+"""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.console import filter_native_logs
+from experiments.records import store
+from experiments.records.experiment import load_experiment
+from experiments.reporting.tables import cell_table, load_diagnostics, load_tables
+from experiments.runner import report_experiment, run_experiment
+from experiments.spec import apply_overrides, load_config, validate
+from experiments.spec.config import apply_values
+from experiments.spec.names import check_name
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished experiment's tables as DataFrames, and where its files are.
+
+    Attributes:
+        runs: a row per run (runs.csv); epochs: a row per run x epoch (epochs.csv); cells: a row
+        per cell, ranked by the headline test metric (cells.csv); diagnostics: a row per run x
+        diagnostics step x quantity x layer (diagnostics.csv).
+    """
+
+    name: str
+    folder: Path
+    report: Path
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    cells: pd.DataFrame
+    diagnostics: pd.DataFrame
+    trained: int = 0  # runs this call trained (0 for `load`)
+
+
+def run(config, output=".", overrides=None, overwrite=False, progress=True):
+    """Train every unfinished run of an experiment, write its report and TensorBoard records, and
+    return its tables.
+
+    Args:
+        config: a config file's path, or a config as a dict (the fields of a TOML config).
+        output: the output tree (`<output>/runs`, `<output>/reports`), as `--output`.
+        overrides: `{key: value}` (values as Python objects; `"dataset.noise": 0.3` for a table
+            field) or a list of `"key=value"` strings, as `--set`.
+        overwrite: retrain finished runs too, as `--overwrite`.
+        progress: show a progress bar (a widget in Jupyter).
+    Raises:
+        ValueError: a bad config (`SpecError`, one line per problem) or output folder; nothing on
+            disk has changed then.
+    """
+    loaded = dict(config) if isinstance(config, dict) else load_config(config)
+    if isinstance(overrides, dict):
+        loaded = apply_values(loaded, overrides)
+    elif overrides:
+        loaded = apply_overrides(loaded, list(overrides))
+    spec, datasets = validate(loaded)
+    if "tensorflow" not in sys.modules:  # TensorFlow's start-up chatter comes with its import
+        filter_native_logs()
+    exp_dir, trained, _ = run_experiment(spec, datasets, output, overwrite, progress=progress)
+    report_experiment(exp_dir, output, spec.name)
+    result = load(spec.name, output)
+    return Result(**{**result.__dict__, "trained": trained})
+
+
+def load(name, output="."):
+    """The tables of an experiment under `<output>/runs/<name>`, read from what its runs wrote."""
+    exp_dir = store.experiment_dir(output, check_name(name, "experiment"))
+    spec = load_experiment(exp_dir)["spec"]
+    runs, epochs = load_tables(exp_dir)
+    return Result(name=name, folder=exp_dir, report=store.report_dir(output, name) / "report.md", runs=runs,
+                  epochs=epochs, cells=cell_table(runs, f"test_{spec.headline}"),
+                  diagnostics=load_diagnostics(exp_dir, runs))
