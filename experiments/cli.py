@@ -1,4 +1,5 @@
-"""Command line: `python -m experiments run|tune|validate|report|claims|list`.
+"""Command line: `init-loss-lab run|tune|validate|report|claims|tensorboard|list` (also
+`python -m experiments ...` from the repository).
 
 Kept thin: each command is a plain function call (`spec.validate`, `runner.run_experiment`,
 `runner.report_experiment`, `tuning.tune`, `claims.run.run_claims`). Nothing heavy is imported
@@ -12,12 +13,14 @@ import sys
 import threading
 from pathlib import Path
 
+from experiments.records import store
+
 EXIT_USAGE = 2
 
 
 def _parser():
     parser = argparse.ArgumentParser(
-        prog="python -m experiments",
+        prog="init-loss-lab",
         description="Compare weight initializers and losses (and optimizers, learning rates, batch sizes) "
                     "on Keras models, over seeds.",
     )
@@ -25,7 +28,8 @@ def _parser():
 
     def with_config(name, help_text):
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("config", help="experiment config (TOML), e.g. experiments/configs/digits_init_x_loss.toml")
+        sub.add_argument("config", help="experiment config: a TOML file, or a shipped config by name, e.g. "
+                                        "digits_init_x_loss (init-loss-lab list configs)")
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
                          help="override a config field, parsed as a literal: epochs=1, \"seeds=[0]\", "
                               "dataset.noise=0.3 (repeatable)")
@@ -85,8 +89,7 @@ def cmd_run(args):
     report = report_experiment(exp_dir, args.output, spec.name)
     print(f"{spec.name}: trained {trained} runs, skipped {skipped} already finished")
     print(f"  report:      {report} (and report.html)")
-    print(f"  tensorboard: make tensorboard EXPERIMENT={spec.name}  "
-          f"(or: tensorboard --logdir {exp_dir} --host 127.0.0.1)")
+    print(f"  tensorboard: {store.tensorboard_command(spec.name, args.output)}")
     return 0
 
 
@@ -120,7 +123,7 @@ def cmd_tune(args):
     print(f"{spec.name}: the tuned comparison (test set, mean +- std (n seeds), each cell at its best settings)")
     print(console_table(tuned, DIGITS) + "\n" if tuned is not None else "  no cell has a completed trial")
     print(f"  tuner report: {report} (and tune.html, trials.csv, tuned.csv)")
-    print(f"  tensorboard:  make tensorboard EXPERIMENT={spec.name}")
+    print(f"  tensorboard:  {store.tensorboard_command(spec.name, args.output)}")
     return 0
 
 
@@ -139,7 +142,6 @@ def cmd_validate(args):
 
 
 def cmd_report(args):
-    from experiments.records import store
     from experiments.reporting.tune_report import SEARCH, build_tune_report
     from experiments.runner import report_experiment
 
@@ -166,7 +168,6 @@ def cmd_report(args):
 
 def cmd_tensorboard(args):
     """TensorBoard on 127.0.0.1 over one experiment's folder (checked to lie inside the output folder)."""
-    from experiments.records import store
 
     root = Path(args.output) / "runs"
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
@@ -206,6 +207,8 @@ def cmd_claims(args):
 
 def cmd_list(args):
     from experiments.data import DATASETS
+    from experiments.spec import load_config
+    from experiments.spec.config import shipped_configs
     from initializers import INITIALIZERS
     from models import ACTIVATIONS, LOSSES, MODELS
     from models.optimizers import OPTIMIZERS
@@ -213,8 +216,13 @@ def cmd_list(args):
     catalogues = {r.kind: r for r in (INITIALIZERS, LOSSES, ACTIVATIONS, OPTIMIZERS, MODELS, DATASETS)}
     plural = {k + ("es" if k.endswith("s") else "s"): k for k in catalogues}
     which = plural.get(args.which, args.which)
-    if which is not None and which not in catalogues:
-        raise ValueError(f"unknown catalogue {args.which!r}; valid: {', '.join(plural)}")
+    if which is not None and which not in catalogues and which != "configs":
+        raise ValueError(f"unknown catalogue {args.which!r}; valid: {', '.join(plural)}, configs")
+    if which in (None, "configs"):
+        print("configs (init-loss-lab run NAME):")
+        for name, path in shipped_configs().items():
+            purpose = " ".join(load_config(path)["description"].strip().split("\n\n")[0].split())
+            print(f"  {name}  - {purpose if len(purpose) <= 100 else purpose[:97] + '...'}")
     for kind, registry in catalogues.items():
         if which in (None, kind):
             print(f"{next(p for p, k in plural.items() if k == kind)}:")
@@ -251,6 +259,9 @@ def main(argv=None):
         for line in str(e).splitlines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader stopped reading (`init-loss-lab list | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:  # a full disk, an unwritable folder: nothing half-written is kept
         print(f"error: {e.strerror or e}" + (f": {e.filename!r}" if e.filename else ""), file=sys.stderr)
         return 1

@@ -68,7 +68,7 @@ def claim_section(page, entry):
         f"Experiment {name}: {entry['runs']} runs ({entry['status']}; {entry['engines']}), "
         f"{entry['training_seconds']:.0f} s of training; {entry['trained']} trained by this invocation in "
         f"{entry['seconds']:.0f} s. Report ", Link(f"../{name}/report.md", f"../{name}/report.md"),
-        "; TensorBoard: ", Code(f"make tensorboard EXPERIMENT={name}"), ".")
+        "; TensorBoard: ", Code(store.tensorboard_command(name, entry["output"])), ".")
 
 
 def check_rows(entry):

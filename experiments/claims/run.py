@@ -33,7 +33,7 @@ def run_claims(paths, assignments=(), output=".", overwrite=False, progress=True
         report_experiment(exp_dir, output, spec.name, tables)
         evaluated = evaluate_claim(spec.claim, claim_table(runs, epochs, load_diagnostics(exp_dir, runs)))
         entries.append({
-            "number": number, "name": spec.name, "claim": spec.claim, "description": spec.description,
+            "number": number, "name": spec.name, "output": output, "claim": spec.claim, "description": spec.description,
             "evaluated": evaluated, "runs": len(runs), "trained": trained, "seconds": seconds,
             "training_seconds": runs["wall_time_s"].sum() if "wall_time_s" in runs else 0.0,
             "status": ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items()),

@@ -174,6 +174,11 @@ def clean(value):
     return value
 
 
+def tensorboard_command(name, output="."):
+    """The command that serves an experiment's TensorBoard records, right wherever it was run from."""
+    return f"init-loss-lab tensorboard {name}" + (f" --output {output}" if str(output) != "." else "")
+
+
 def write_json(path, obj):
     write_atomic(path, json.dumps(clean(obj), indent=2, sort_keys=False) + "\n")
 

@@ -187,7 +187,7 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
                if len(failed) else None, digits=DIGITS, empty="None.")
     page.heading("Every trial")
     page.paragraph("Per-epoch histories are in trial_epochs.csv; TensorBoard: ",
-                   Code(f"make tensorboard EXPERIMENT={spec.name}"), ".")
+                   Code(store.tensorboard_command(spec.name, out_dir.parent.parent)), ".")
     page.table(trials[shown] if not trials.empty else None, digits=DIGITS)
     page.heading("Environment")
     page.paragraph(", ".join(f"{k} {v}" for k, v in search["environment"].get("libraries", {}).items()))

@@ -45,11 +45,23 @@ class SpecError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
+SHIPPED = Path(__file__).resolve().parents[1] / "configs"  # the configs that ship with the package
+
+
+def shipped_configs():
+    """{name: path} of the shipped configs (`configs/*.toml`, `configs/claims/*.toml`)."""
+    return {p.stem: p for p in sorted([*SHIPPED.glob("*.toml"), *SHIPPED.glob("claims/*.toml")])}
+
+
 def load_config(path):
-    """Read a TOML experiment config; the file's stem is the default experiment name."""
+    """Read a TOML experiment config: a file, or a shipped config by name (`digits_init_x_loss`);
+    the file's stem is the default experiment name."""
     path = Path(path)
+    if not path.is_file() and str(path) in shipped_configs():
+        path = shipped_configs()[str(path)]
     if not path.is_file():
-        raise SpecError([f"config file not found: {str(path)!r}"])
+        raise SpecError([f"config file not found: {str(path)!r}; give a file, or a shipped config by name "
+                         f"({', '.join(list(shipped_configs())[:4])}, ...: init-loss-lab list configs)"])
     try:
         config = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is legal UTF-8
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

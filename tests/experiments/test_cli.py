@@ -72,3 +72,25 @@ def test_run_then_report_and_list(config_file, tmp_path, capsys):
     assert main(["list", "initializers"]) == 0
     listing = capsys.readouterr().out
     assert "he_normal" in listing and "variance_scaling(scale=1.0, mode='fan_in'" in listing
+
+
+def test_the_installed_command_runs_shipped_configs_by_name_from_any_folder(tmp_path):
+    from pathlib import Path
+
+    from experiments.spec.config import shipped_configs
+
+    command = str(Path(sys.executable).parent / "init-loss-lab")
+    listed = subprocess.run([command, "list", "configs"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert listed.returncode == 0 and listed.stderr == ""
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == list(shipped_configs())
+    valid = subprocess.run([command, "validate", "digits_init_x_loss"], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=60)
+    assert valid.returncode == 0 and valid.stdout.startswith("digits_init_x_loss: valid; 54 runs = 18 cells")
+    out = tmp_path / "elsewhere"
+    done = subprocess.run([command, "run", "breast_cancer_losses", "--output", str(out), "--quiet", "--set", "epochs=1",
+                           "--set", "seeds=[0]"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0 and done.stderr == ""
+    assert f"tensorboard: init-loss-lab tensorboard breast_cancer_losses --output {out}" in done.stdout
+    missing = subprocess.run([command, "run", "digits_init_x_los"], capture_output=True, text=True, cwd=tmp_path,
+                             timeout=60)
+    assert missing.returncode == 2 and "init-loss-lab list configs" in missing.stderr
