@@ -32,6 +32,7 @@ TINY = {
     "batch_size": 16,
     "seeds": [0, 1],
     "thresholds": {"val_accuracy": 0.6},
+    "save_model": False,  # saved models have their own tests (engines/test_saved_models.py); off, CI is faster
 }
 
 

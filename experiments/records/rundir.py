@@ -248,7 +248,7 @@ class RunRecorder:
                 {"step": step, "quantity": k.partition("/")[0], "layer": k.partition("/")[2], "value": v}
                 for step, scalars in self.diagnosed.items() for k, v in scalars.items()])
         if model is not None and self.saves_model and status == "ok":
-            store.write_with(self.run_dir / MODEL, model.save)
+            store.write_with(self.run_dir / MODEL, model.save, suffix=".tmp.keras")
         store.write_json(self.run_dir / RESULT, result)
         if self.on_finish:
             self.on_finish(self.run, result)

@@ -109,37 +109,25 @@ def _file_mode():
 def write_atomic(path, text, sync=True):
     """Write text to path through a temp file in the same folder and a rename (after an fsync,
     unless `sync` is False). On failure no file is left half-written and `StorageError` names it."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; a file of ours gets the user's umask
-    except OSError as e:
-        raise StorageError(e.errno, f"cannot write {str(path)!r}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "w") as f:
+    def write(tmp):
+        with open(tmp, "w") as f:
             f.write(text)
             if sync:
                 f.flush()
                 os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise StorageError(e.errno, f"cannot write {str(path)!r}: {e.strerror}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_with(path, write)
 
 
-def write_with(path, write):
-    """Write a file that a library writes itself, `write(temporary path)` (a Keras model), through
-    a temp file in the same folder (with the same suffix) and a rename; `StorageError` names the
-    file when the disk refuses, and no half-written file is left."""
+def write_with(path, write, suffix=".tmp"):
+    """Write a file through `write(temporary path)` (a library that writes files itself, such as a
+    Keras model, needs `suffix=".tmp.keras"`): a temp file in the same folder, then a rename;
+    `StorageError` names the file when the disk refuses, and no half-written file is left."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-        os.fchmod(fd, _file_mode())
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; a file of ours gets the user's umask
         os.close(fd)
     except OSError as e:
         raise StorageError(e.errno, f"cannot write {str(path)!r}: {e.strerror}") from None

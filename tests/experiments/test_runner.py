@@ -19,6 +19,7 @@ BASE = {
     "name": "tiny", "dataset": {"name": "moons", "n_samples": 80}, "model": {"name": "mlp", "widths": [8]},
     "initializers": ["he_normal", "zeros"], "losses": ["binary_crossentropy", "mean_squared_error"],
     "epochs": 2, "batch_size": 16, "seeds": [0, 1], "thresholds": {"val_accuracy": 0.6},
+    "save_model": False,
 }
 
 

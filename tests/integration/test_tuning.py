@@ -25,6 +25,7 @@ MOONS = {
     "losses": ["binary_crossentropy", "mean_squared_error"],
     "epochs": 2,
     "seeds": [0, 1],
+    "save_model": False,
     "tune": {"max_trials": 3},  # ranked by val_loss: ties (common in accuracy on 16 examples) are unlikely
 }
 # sgd on a regression with learning rates up to 1000: the large ones diverge

@@ -15,7 +15,7 @@ from experiments.spec import expand, validate
 from models import head_for
 from models.losses import encode_targets
 
-GRID = {**TINY, "epochs": 4, "early_stopping": {"patience": 1, "monitor": "val_loss"}}
+GRID = {**TINY, "save_model": True, "epochs": 4, "early_stopping": {"patience": 1, "monitor": "val_loss"}}
 
 
 def _models(tmp_path, **changes):

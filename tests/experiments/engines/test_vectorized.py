@@ -28,6 +28,7 @@ DIGITS = {
     "name": "eq", "dataset": "digits", "model": {"name": "mlp", "widths": [16, 16]},
     "initializers": ["he_normal", "ones", "random_uniform"],
     "losses": ["mean_squared_error", "categorical_crossentropy", "huber"], "seeds": [0, 1], "epochs": 1,
+    "save_model": False,
 }
 
 
@@ -96,7 +97,7 @@ GRIDS = {
     "breast cancer: sigmoid head, auc": {
         "name": "eq", "dataset": "breast_cancer", "model": {"name": "mlp", "widths": [16]},
         "initializers": ["glorot_normal", "random_uniform"], "losses": ["binary_crossentropy", "huber"],
-        "seeds": [0, 1], "epochs": 3, "metrics": ["accuracy", "auc"],
+        "seeds": [0, 1], "epochs": 3, "metrics": ["accuracy", "auc"], "save_model": False,
     },
     "regression: early stopping, l1/l2, tanh, error metrics": {
         "name": "eq", "dataset": {"name": "regression", "n_samples": 300, "outlier_fraction": 0.1},

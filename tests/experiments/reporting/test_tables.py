@@ -70,7 +70,7 @@ def test_files_are_written_with_the_users_umask(tmp_path):
     old = os.umask(0o027)
     try:
         store.write_atomic(tmp_path / "a.csv", "x\n")
-        store.write_with(tmp_path / "b.keras", lambda path: open(path, "w").close())
+        store.write_with(tmp_path / "b.keras", lambda path: open(path, "w").close(), suffix=".tmp.keras")
     finally:
         os.umask(old)
     assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "a.csv", tmp_path / "b.keras")} == {"0o640"}
