@@ -6,6 +6,7 @@ tables, report, TensorBoard records) and returns the tables; `load` reads a fini
     result.cells            # one row per cell: mean, std, n over seeds, the status counts
 """
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,7 @@ def run(config, output=".", overrides=None, overwrite=False, progress=True):
     exp_dir, trained, _ = run_experiment(spec, datasets, output, overwrite, progress=progress)
     report_experiment(exp_dir, output, spec.name)
     result = load(spec.name, output)
-    return Result(**{**result.__dict__, "trained": trained})
+    return dataclasses.replace(result, trained=trained)
 
 
 def load(name, output="."):

@@ -168,7 +168,6 @@ def cmd_report(args):
 
 def cmd_tensorboard(args):
     """TensorBoard on 127.0.0.1 over one experiment's folder (checked to lie inside the output folder)."""
-
     root = Path(args.output) / "runs"
     found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
         if root.is_dir() else []
