@@ -3,9 +3,24 @@
     cli, api -> tuning, claims -> runner -> engines, reporting -> records -> spec -> data
         (-> models -> initializers, the top-level catalogue packages)
 
-`init-loss-lab` (or `python -m experiments`) is the command line; `run` and `load` below are the
-Python API (`experiments.api`). Importing this package imports no TensorFlow.
+`init-loss-lab` (or `python -m experiments`) is the command line; `run`, `load` and `load_model`
+below are the Python API (`experiments.api`), and `register_initializer`, `register_loss`,
+`register_activation`, `register_metric`, `register_model` and `register_dataset` add your own
+parts to the catalogues for configs to name. Importing this package imports no TensorFlow.
 """
+
+import importlib
+
+# your own parts, for a notebook: `lab.register_initializer("scaled", fn)`, then name "scaled" in a config
+_REGISTER = {"register_initializer": "initializers", "register_loss": "models.losses",
+             "register_activation": "models.activations", "register_metric": "models.metrics",
+             "register_model": "models.builders", "register_dataset": "experiments.data.datasets"}
+
+
+def __getattr__(name):
+    if name in _REGISTER:
+        return getattr(importlib.import_module(_REGISTER[name]), name)
+    raise AttributeError(f"module 'experiments' has no attribute {name!r}")
 
 
 def run(config, output=".", overrides=None, overwrite=False, progress=True):
@@ -21,3 +36,10 @@ def load(name, output="."):
     from experiments import api
 
     return api.load(name, output)
+
+
+def load_model(path):
+    """A run's saved model with your own parts registered (`experiments.api.load_model`)."""
+    from experiments import api
+
+    return api.load_model(path)

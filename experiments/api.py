@@ -14,13 +14,14 @@ from pathlib import Path
 import pandas as pd
 
 from experiments.console import filter_native_logs
-from experiments.records import store
-from experiments.records.experiment import load_experiment
+from experiments.records import rundir, store
+from experiments.records.experiment import EXPERIMENT, load_experiment
 from experiments.reporting.tables import cell_table, load_diagnostics, load_tables
 from experiments.runner import report_experiment, run_experiment
-from experiments.spec import apply_overrides, load_config, validate
+from experiments.spec import apply_overrides, load_config, locate_config, validate
 from experiments.spec.config import apply_values
 from experiments.spec.names import check_name
+from experiments.spec.parts import register_recorded
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def run(config, output=".", overrides=None, overwrite=False, progress=True):
         loaded = apply_values(loaded, overrides)
     elif overrides:
         loaded = apply_overrides(loaded, list(overrides))
-    spec, datasets = validate(loaded)
+    spec, datasets = validate(loaded, base=None if isinstance(config, dict) else locate_config(config).parent)
     if "tensorflow" not in sys.modules:  # TensorFlow's start-up chatter comes with its import
         filter_native_logs()
     exp_dir, trained, _ = run_experiment(spec, datasets, output, overwrite, progress=progress)
@@ -80,3 +81,22 @@ def load(name, output="."):
     return Result(name=name, folder=exp_dir, report=store.report_dir(output, name) / "report.md", runs=runs,
                   epochs=epochs, cells=cell_table(runs, f"test_{spec.headline}"),
                   diagnostics=load_diagnostics(exp_dir, runs))
+
+
+def load_model(path):
+    """A run's saved model, `<run folder>/model.keras` (or the file itself), as Keras loads it,
+    with the user's own parts its experiment used registered first (imported from the files that
+    experiment.json records), so that it predicts as it did in training."""
+    import keras
+
+    import initializers.user  # noqa: F401 - registers the Keras classes a user's parts save as
+    import models.user_parts  # noqa: F401
+
+    path = Path(path)
+    file = path / rundir.MODEL if path.is_dir() else path
+    if not file.is_file():
+        raise ValueError(f"no saved model at {str(file)!r}; runs save model.keras when save_model is true")
+    record = next((p for p in file.parents if (p / EXPERIMENT).is_file()), None)
+    if record is not None:
+        register_recorded(load_experiment(record)["spec"].parts)
+    return keras.saving.load_model(file)

@@ -75,10 +75,10 @@ def _parser():
 
 
 def _load(args):
-    from experiments.spec import apply_overrides, load_config, validate
+    from experiments.spec import apply_overrides, load_config, locate_config, validate
 
     config = apply_overrides(load_config(args.config), args.assignments)
-    return validate(config)
+    return validate(config, base=locate_config(args.config).parent)
 
 
 def cmd_run(args):

@@ -23,26 +23,54 @@ from pathlib import Path
 from experiments.engines import ENGINES
 from experiments.records import events, rundir, store
 from experiments.records.environment import describe
-from experiments.records.experiment import EXPERIMENT
+from experiments.records.experiment import EXPERIMENT, load_experiment
 from experiments.reporting.report import build_report
 from experiments.reporting.tables import load_tables
 from experiments.spec import expand
 from initializers.registry import label
 from models.builders import stacking_blocker
+from models.losses import LOSSES
+from models.metrics import METRICS
+
+
+def _blocker(config):
+    """Why the vectorized engine cannot stack a run ('' when it can): its model, or a user's loss
+    or metric that is not element-wise."""
+    loss = config.loss["name"]
+    unstacked = [m for m in config.metrics if METRICS[m].sums is None]
+    model = stacking_blocker(config.model)
+    return ((f"model {label(config.model)} ({model})" if model else "")
+            or (f"loss {loss} (yours, not element-wise)" if LOSSES.entries[loss].stacked is False else "")
+            or (f"metric {unstacked[0]} (yours, not element-wise)" if unstacked else ""))
 
 
 def resolve_engines(spec, runs):
-    """The runs with the engine that will train each: vectorized falls back to keras for a model
-    it cannot stack, with a one-line notice per model."""
+    """The runs with the engine that will train each: vectorized falls back to keras for what it
+    cannot stack, with a one-line notice per reason."""
     if spec.engine != "vectorized":
         return runs
-    reasons = {label(m): stacking_blocker(m) for m in spec.model}  # runs carry their model's label
-    for model, reason in reasons.items():
+    reasons = {r.run_id: _blocker(r.config) for r in runs}
+    for reason in dict.fromkeys(reasons.values()):
         if reason:
-            print(f"notice: {spec.name}: the vectorized engine does not support model {model} ({reason}); "
-                  "training its runs with the keras engine", file=sys.stderr)
-    return [dataclasses.replace(r, config=r.config.replace(engine="keras")) if reasons[r.axes["model"]] else r
+            print(f"notice: {spec.name}: the vectorized engine does not support {reason}; "
+                  "training those runs with the keras engine", file=sys.stderr)
+    return [dataclasses.replace(r, config=r.config.replace(engine="keras")) if reasons[r.run_id] else r
             for r in runs]
+
+
+def _check_parts(spec, exp_dir):
+    """Refuse to add runs of your own parts whose files changed since the finished runs used them."""
+    try:
+        before = load_experiment(exp_dir)["spec"].parts
+    except ValueError:
+        return  # no record yet, or a damaged one that this run rewrites
+    for kind, parts in spec.parts.items():
+        for name, source in parts.items():
+            old = before.get(kind, {}).get(name)
+            if old and old.get("sha256") != source.get("sha256"):
+                raise ValueError(f"{spec.name}: your {kind} {name!r} ({source['path'] or source['reference']}) changed "
+                                 "since this experiment's runs trained with it; rerun with --overwrite, or use "
+                                 "another name")
 
 
 def training_groups(runs, data_by_label):
@@ -151,6 +179,8 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
     runs = resolve_engines(spec, expand(spec) if runs is None else runs)
     if exp_dir.is_dir():
         survey(spec, exp_dir, runs, overwrite, notify=False)  # refuse before changing anything
+        if not overwrite:
+            _check_parts(spec, exp_dir)
     with store.locked(exp_dir):
         plan = survey(spec, exp_dir, runs, overwrite)
         retire(spec, output, exp_dir, runs)

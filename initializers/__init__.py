@@ -8,9 +8,11 @@ one instance reused for several layers of the same shape gives them identical ma
 therefore called once per layer, with a seed derived from the run seed and the layer index.
 """
 
+import inspect
+
 import numpy as np
 
-from initializers.registry import Entry, Registry, keras_object, label, slug
+from initializers.registry import Entry, Registry, check_user_name, keras_object, keyword_params, label, slug, source_of
 
 _VS = "https://arxiv.org/abs/1502.01852"
 _GLOROT = "https://proceedings.mlr.press/v9/glorot10a.html"
@@ -92,4 +94,43 @@ def get(identifier, seed=None):
     return INITIALIZERS.build(spec, **({} if spec["name"] in UNSEEDED else {"seed": seed}))
 
 
-__all__ = ["INITIALIZERS", "REQUIRED", "get", "label", "layer_seed", "parse", "slug"]
+def register_initializer(name, obj, source=None):
+    """Add your own initializer to the catalogue under `name`, for configs to name.
+
+    Args:
+        obj: a class such as a `keras.initializers.Initializer` subclass, called with `seed` (when
+            it takes one) and its parameters, then with `(shape, dtype)`; or a function
+            `f(shape, dtype=None, seed=None, **params)` returning the array. Its keyword
+            parameters with defaults are the ones a config may set. It is tried on a 4x3 kernel.
+        source: what experiment.json records of it (default: its module, file and the file's hash).
+    Raises:
+        ValueError: one line saying what is wrong with it.
+    """
+    check_user_name("initializer", name, INITIALIZERS.entries)
+    if not callable(obj):
+        raise ValueError(f"initializer {name!r} must be a class or function, got {type(obj).__name__}")
+    try:  # a function's first parameter is the shape
+        params = keyword_params(obj, ("seed", "dtype"), positional=0 if inspect.isclass(obj) else 1)
+    except ValueError as e:
+        raise ValueError(f"initializer {name!r}: {e}") from None
+
+    from initializers.user import UserInitializer, remember  # imports Keras
+
+    def make(seed=None, **given):
+        return UserInitializer(name, seed, given, obj)
+
+    reference = f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', name)}"
+    INITIALIZERS.register(name, Entry(params, make=make, source=source or source_of(obj, reference), obj=obj))
+    try:
+        values = np.asarray(get(name, seed=0)((4, 3), dtype="float32"))
+    except Exception as e:  # noqa: BLE001 - the user's code may raise anything
+        del INITIALIZERS.entries[name]
+        raise ValueError(f"initializer {name!r} failed on a (4, 3) kernel: {type(e).__name__}: {e}") from None
+    if values.shape != (4, 3) or not np.all(np.isfinite(values)):
+        del INITIALIZERS.entries[name]
+        raise ValueError(f"initializer {name!r} must return finite values of the shape asked for; on a (4, 3) "
+                         f"kernel it returned shape {values.shape}")
+    remember(name, obj)
+
+
+__all__ = ["INITIALIZERS", "REQUIRED", "get", "label", "layer_seed", "parse", "register_initializer", "slug"]

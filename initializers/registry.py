@@ -6,10 +6,16 @@ be validated without importing TensorFlow; building the Keras object is each cat
 `get`.
 """
 
+import hashlib
 import importlib
+import importlib.util
+import inspect
 import math
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,10 @@ class Entry:
         make: builds the object from the parameters (`Registry.build`); imports Keras only when called.
         stacked: models only: None when the vectorized engine has no stacked version of the model
             (the allow list is the entries that set it), else `{option: reason}` for options that,
-            when set (true or non-zero), keep a model from stacking.
+            when set (true or non-zero), keep a model from stacking. A user's loss: False when it is
+            not element-wise (the vectorized engine then falls back to keras).
+        source: a user's own entry: `{"reference", "path", "sha256"}`, recorded in experiment.json;
+            `obj` is the user's object.
 
     Every number must be finite, whatever the entry says.
     """
@@ -40,7 +49,9 @@ class Entry:
     note: str = ""
     tasks: tuple = ()
     make: Callable | None = None
-    stacked: dict | None = None
+    stacked: dict | bool | None = None
+    source: dict | None = None
+    obj: object = None
 
 
 def keras_object(module, name):
@@ -84,8 +95,112 @@ def _fits(value, default):
     return isinstance(value, type(default))
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_REFERENCE = re.compile(r"(?P<where>[^:]+\.py|[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_]\w*)")
+
+
+def is_reference(value):
+    """Whether a config string names a user's object: `package.module:attr` or `path/file.py:attr`."""
+    return isinstance(value, str) and _REFERENCE.fullmatch(value) is not None
+
+
+def source_of(obj, reference):
+    """What experiment.json records of a user's object: its reference, source file and the file's
+    SHA-256 (of its source text when it has no file, as in a notebook)."""
+    try:
+        path = inspect.getsourcefile(obj)
+    except TypeError:
+        path = None
+    if path and Path(path).is_file():
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    else:
+        try:
+            digest = hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()
+        except (OSError, TypeError):
+            digest = None
+    return {"reference": reference, "path": str(Path(path).resolve()) if path else None, "sha256": digest}
+
+
+def import_reference(reference, base=None):
+    """The object a config names, `package.module:attr` or `path/file.py:attr` (a relative path
+    is read from `base`, the config file's folder; `~` is expanded).
+
+    Returns:
+        (attr, the object, its `source_of` record).
+    Raises:
+        ValueError: one line naming the reference and what went wrong.
+    """
+    found = _REFERENCE.fullmatch(reference) if isinstance(reference, str) else None
+    if not found:
+        raise ValueError(f"{reference!r} is no reference to your own object; write 'package.module:name' or "
+                         "'path/to/file.py:name'")
+    where, attr = found["where"], found["attr"]
+    try:
+        if where.endswith(".py"):
+            path = Path(where).expanduser()
+            path = (Path(base or ".") / path).resolve()
+            if not path.is_file():
+                raise ValueError(f"{reference!r}: no file {str(path)!r}")
+            module_name = f"init_loss_lab_user.{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except ValueError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the user's module may raise anything on import
+        raise ValueError(f"{reference!r}: importing it failed: {type(e).__name__}: {e}") from None
+    if not hasattr(module, attr):
+        raise ValueError(f"{reference!r}: {where} has no {attr!r}")
+    obj = getattr(module, attr)
+    if not callable(obj):
+        raise ValueError(f"{reference!r} is a {type(obj).__name__}, not a function or class")
+    return attr, obj, source_of(obj, reference)
+
+
+def keyword_params(obj, fixed=(), positional=0):
+    """A user's function's own parameters (beyond the first `positional` ones and the `fixed` ones
+    the suite passes) and their defaults, which a config may set; one without a default is an error."""
+    try:
+        parameters = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return {}
+    params = {}
+    for index, (name, parameter) in enumerate(parameters.items()):
+        if index < positional and parameter.kind != parameter.KEYWORD_ONLY:
+            continue
+        if name in fixed or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        if parameter.default is parameter.empty:
+            raise ValueError(f"parameter {name!r} has no default; give it one (a config sets it by name)")
+        params[name] = parameter.default
+    return params
+
+
+def accepts(obj, names):
+    """Whether `obj` can be called with these keyword arguments."""
+    try:
+        parameters = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        return True
+    return all(n in parameters for n in names)
+
+
+def check_user_name(kind, name, entries):
+    """A user's part gets a plain name that is not the catalogue's own (`entries`: name -> entry)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"{kind} name {name!r} must be letters, digits and _ (at most 64), not starting with a digit")
+    if name in entries and getattr(entries[name], "source", None) is None:
+        raise ValueError(f"{kind} {name!r} is in the catalogue already; give yours another name")
+
+
 class Registry:
-    """One catalogue: `parse` validates an identifier, `label`/`slug` name it."""
+    """One catalogue: `parse` validates an identifier, `label`/`slug` name it; `register` adds a
+    user's own entry."""
 
     def __init__(self, kind, entries):
         self.kind = kind
@@ -97,6 +212,18 @@ class Registry:
 
     def __contains__(self, name):
         return name in self.entries
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def register(self, name, entry):
+        """Add a user's own entry under `name` (a new one replaces an earlier one of the user's)."""
+        check_user_name(self.kind, name, self.entries)
+        self.entries[name] = entry
+
+    def user_entries(self, names):
+        """`{name: source}` of the user's own entries among `names`."""
+        return {n: self.entries[n].source for n in names if n in self.entries and self.entries[n].source}
 
     def parse(self, identifier):
         """Validate a name or a `{"name": ..., **params}` dict.

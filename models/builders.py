@@ -8,10 +8,21 @@ import math
 from dataclasses import dataclass
 
 import initializers
-from initializers.registry import Entry, Registry
+from initializers.registry import Entry, Registry, accepts, check_user_name, keyword_params, source_of
 from models.activations import ACTIVATIONS
 
-_HIDDEN = ACTIVATIONS.names[:-1]  # softmax is for outputs
+
+class _Hidden:
+    """The activations a hidden layer may take: the catalogue's (a user's too) but softmax."""
+
+    def __contains__(self, name):
+        return name in ACTIVATIONS and name != "softmax"
+
+    def __iter__(self):
+        return (n for n in ACTIVATIONS if n != "softmax")
+
+
+_HIDDEN = _Hidden()
 _COMMON = {"l1": 0.0, "l2": 0.0}
 _PENALTY = (0.0, 1e3)  # L1/L2 factors: >= 0 (a negative penalty rewards large weights)
 MAX_WIDTH, MAX_LAYERS = 65536, 1000
@@ -51,6 +62,16 @@ def stacking_blocker(model):
     return next((reason for option, reason in stacked.items() if options.get(option)), "")
 
 
+def layer_initializer(kernel_initializer, bias_initializer, seed):
+    """`initializer(layer_index, role="kernel")`: a fresh initializer for one weighted layer's
+    kernel or bias (`role="bias"`), seeded from the run seed and the layer index."""
+    def initializer(layer_index, role="kernel"):
+        spec = kernel_initializer if role == "kernel" else bias_initializer
+        return initializers.get(spec, initializers.layer_seed(seed, layer_index, role))
+
+    return initializer
+
+
 class _Layers:
     """Hands out weighted layers numbered in order, each with fresh seeded initializers."""
 
@@ -58,7 +79,7 @@ class _Layers:
         import keras
 
         self.keras = keras
-        self.kernel, self.bias, self.seed = kernel_initializer, bias_initializer, seed
+        self.initializer = layer_initializer(kernel_initializer, bias_initializer, seed)
         self.regularizer = keras.regularizers.L1L2(l1, l2) if l1 or l2 else None
         self.index = 0
 
@@ -66,8 +87,8 @@ class _Layers:
         i = self.index
         self.index += 1
         return {
-            "kernel_initializer": initializers.get(self.kernel, initializers.layer_seed(self.seed, i, "kernel")),
-            "bias_initializer": initializers.get(self.bias, initializers.layer_seed(self.seed, i, "bias")),
+            "kernel_initializer": self.initializer(i, "kernel"),
+            "bias_initializer": self.initializer(i, "bias"),
             "kernel_regularizer": self.regularizer,
         }
 
@@ -169,6 +190,8 @@ def layer_sizes(model, input_shape, units, head_activation="linear"):
     """
     spec = MODELS.parse(model)
     options = MODELS.resolve(spec)
+    if MODELS.entries[spec["name"]].obj is not None:
+        return _user_layer_sizes(spec, input_shape, units, head_activation)
     widths = options.get("widths", []) if spec["name"] != "linear" else []
     filters = options.get("filters", []) if spec["name"] == "cnn" else []
     if len(widths) + len(filters) > MAX_LAYERS:
@@ -201,5 +224,51 @@ def build(model, input_shape, head, kernel_initializer, bias_initializer="zeros"
     """Build a catalogue model from its spec (`"mlp"` or `{"name": "mlp", **options}`)."""
     spec = MODELS.parse(model)
     options = {k: v for k, v in spec.items() if k != "name"}
+    user = MODELS.entries[spec["name"]].obj
+    if user is not None:
+        return user(tuple(input_shape), head, initializer=layer_initializer(kernel_initializer, bias_initializer, seed),
+                    **options)
     return BUILDERS[spec["name"]](input_shape, head, kernel_initializer=kernel_initializer,
                                   bias_initializer=bias_initializer, seed=seed, **options)
+
+
+def register_model(name, fn, source=None):
+    """Add your own model builder to the catalogue under `name`, for configs to name.
+
+    Args:
+        fn: `f(input_shape, head, initializer, **params) -> an uncompiled keras.Model` whose output
+            has `head.units` units with activation `head.activation`; `initializer(i, role="kernel")`
+            gives the i-th weighted layer's seeded kernel (or `role="bias"`) initializer: call it
+            once per layer. It is built on each dataset of a config before anything trains; the
+            vectorized engine trains it with the keras engine (with a notice).
+        source: what experiment.json records of it (default: its module, file and the file's hash).
+    """
+    check_user_name("model", name, MODELS.entries)
+    if not callable(fn) or not accepts(fn, ["initializer"]):
+        raise ValueError(f"model {name!r} must be a function f(input_shape, head, initializer, **params)")
+    try:
+        params = keyword_params(fn, fixed=("initializer",), positional=2)
+    except ValueError as e:
+        raise ValueError(f"model {name!r}: {e}") from None
+    reference = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', name)}"
+    MODELS.register(name, Entry(params, note="your own", obj=fn, source=source or source_of(fn, reference)))
+
+
+def _user_layer_sizes(spec, input_shape, units, head_activation):
+    """A user's model's weighted layers, from the model built once (imports Keras)."""
+    import keras
+
+    from models.losses import Head
+
+    try:
+        model = build(spec, input_shape, Head(units, head_activation, "value"), "glorot_uniform")
+    except Exception as e:  # noqa: BLE001 - the user's code may raise anything
+        raise ValueError(f"model {spec['name']!r} failed to build on inputs {tuple(input_shape)}: "
+                         f"{type(e).__name__}: {e}") from None
+    if not isinstance(model, keras.Model) or tuple(model.output_shape) != (None, units):
+        shape = getattr(model, "output_shape", type(model).__name__)
+        raise ValueError(f"model {spec['name']!r} must return a keras.Model with output shape (None, {units}) on "
+                         f"inputs {tuple(input_shape)}, got {shape}")
+    return [LayerSize(layer.name, head_activation if layer is model.layers[-1] else "linear", layer.count_params(),
+                      math.prod(layer.output.shape[1:]))
+            for layer in model.layers if layer.weights]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from initializers.registry import Entry, Registry, keras_object
+from initializers.registry import Entry, Registry, check_user_name, keras_object, keyword_params, source_of
 
 TASKS = ("binary", "multiclass", "regression")
 CLASSIFICATION = ("binary", "multiclass")
@@ -77,3 +77,33 @@ def encode_targets(y, head):
 def get(identifier):
     """A new Keras loss object for a name or `{"name": ..., **params}`."""
     return LOSSES.build(identifier)
+
+
+def register_loss(name, fn, source=None):
+    """Add your own loss to the catalogue under `name`, for configs to name.
+
+    Args:
+        fn: `f(y_true, y_pred, **params) -> one loss per example` (reduce only the last axis, as
+            Keras' losses do). On classification tasks it gets one-hot (0/1 for binary) targets and
+            softmax (sigmoid) outputs, as mean_squared_error does. An attribute `fn.tasks` (e.g.
+            `("regression",)`) limits the tasks it applies to (default: all).
+        source: what experiment.json records of it (default: its module, file and the file's hash).
+    Raises:
+        ValueError: one line saying what is wrong with it (it is tried on a small batch per task).
+    """
+    from models.user_parts import UserLoss, remember, try_pairwise  # imports Keras
+
+    check_user_name("loss", name, LOSSES.entries)
+    tasks = tuple(getattr(fn, "tasks", TASKS))
+    if not callable(fn) or not tasks or not set(tasks) <= set(TASKS):
+        raise ValueError(f"loss {name!r} must be a function with optional attribute tasks among {', '.join(TASKS)}")
+    try:
+        params = keyword_params(fn, positional=2)
+    except ValueError as e:
+        raise ValueError(f"loss {name!r}: {e}") from None
+    stacked = try_pairwise("loss", name, lambda y, p: fn(y, p, **params), tasks)
+    reference = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', name)}"
+    LOSSES.register(name, Entry(params, note="your own", tasks=tasks, stacked=stacked, obj=fn,
+                                source=source or source_of(fn, reference),
+                                make=lambda **given: UserLoss(name, given, fn)))
+    remember("loss", name, fn)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.losses import CLASSIFICATION
+from initializers.registry import check_user_name, source_of
+from models.losses import CLASSIFICATION, TASKS
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Metric:
     value: Callable
     columns: Callable = lambda thresholds: 1
     thresholds: bool = False  # whether it needs Keras' AUC thresholds
+    source: dict | None = None  # a user's own metric: what experiment.json records of it
+    obj: Callable | None = None  # a user's own metric: the function
 
 
 def _keras(class_name):
@@ -140,3 +143,40 @@ def auc_thresholds():
     import keras
 
     return np.asarray(keras.metrics.AUC().thresholds, dtype="float32")
+
+
+def register_metric(name, fn, source=None):
+    """Add your own metric to the catalogue under `name`, for configs to name.
+
+    Args:
+        fn: `f(y_true, y_pred) -> one value per example`; the metric is their mean (targets and
+            outputs are encoded as for the run's loss). Optional attributes: `fn.greater_is_better`
+            (default False: lower is better, like an error) and `fn.tasks` (default: all).
+        source: what experiment.json records of it (default: its module, file and the file's hash).
+    Raises:
+        ValueError: one line saying what is wrong with it (it is tried on a small batch per task).
+    """
+    from models.user_parts import UserMetric, remember, try_pairwise  # imports Keras
+
+    check_user_name("metric", name, METRICS)
+    tasks = tuple(getattr(fn, "tasks", TASKS))
+    if not callable(fn) or not tasks or not set(tasks) <= set(TASKS):
+        raise ValueError(f"metric {name!r} must be a function with optional attribute tasks among {', '.join(TASKS)}")
+    stacked = try_pairwise("metric", name, fn, tasks)
+
+    def sums(y, p, thresholds):
+        import tensorflow as tf
+
+        return [tf.reduce_sum(tf.cast(fn(y, p), "float32"), axis=1)[:, None]]
+
+    reference = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', name)}"
+    METRICS[name] = Metric(tasks, bool(getattr(fn, "greater_is_better", False)),
+                           lambda metric, head: UserMetric(metric, fn), sums if stacked else None, _mean,
+                           source=source or source_of(fn, reference), obj=fn)
+    remember("metric", name, fn)
+
+
+def declare_metric(name, greater_is_better, tasks=TASKS):
+    """A user's metric known by its direction only (a report read in another process ranks by it)."""
+    if name not in METRICS:
+        METRICS[name] = Metric(tuple(tasks), bool(greater_is_better), None, None, _mean, source={"reference": "?"})

@@ -8,7 +8,7 @@ from experiments.claims.report import build_claims_report
 from experiments.records import store
 from experiments.reporting.tables import load_diagnostics, load_tables
 from experiments.runner import report_experiment, run_experiment
-from experiments.spec import apply_overrides, load_config, validate
+from experiments.spec import apply_overrides, load_config, locate_config, validate
 
 
 def run_claims(paths, assignments=(), output=".", overwrite=False, progress=True):
@@ -20,7 +20,7 @@ def run_claims(paths, assignments=(), output=".", overwrite=False, progress=True
     """
     loaded = []
     for path in paths:
-        spec, datasets = validate(apply_overrides(load_config(path), assignments))
+        spec, datasets = validate(apply_overrides(load_config(path), assignments), base=locate_config(path).parent)
         if spec.claim is None:
             raise ValueError(f"config {str(path)!r} has no [claim] table; it is an experiment, not a claim")
         loaded.append((spec, datasets))

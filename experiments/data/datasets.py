@@ -8,12 +8,14 @@ outliers a user may have asked for), so errors are in those units. Generated dat
 with `split_seed` too: one seed fixes the data the runs of an experiment share.
 """
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from initializers.registry import Entry, Registry
+from initializers.registry import Entry, Registry, check_user_name, keyword_params, source_of
 
 _PREPARE = {
     "validation_fraction": 0.2,
@@ -50,7 +52,7 @@ def _sklearn(loader, task, shape=None):
         from sklearn import datasets as sk
 
         x, y = getattr(sk, loader)(return_X_y=True)
-        return (x if shape is None else x.reshape(-1, *shape)), y, task, None
+        return (x if shape is None else x.reshape(-1, *shape)), y, task, {}
 
     return load
 
@@ -63,7 +65,7 @@ def _moons(name, options):
     from sklearn import datasets as sk
 
     x, y = sk.make_moons(options["n_samples"], noise=options["noise"], random_state=_rng(options).integers(2**31))
-    return x, y, "binary", None
+    return x, y, "binary", {}
 
 
 def _circles(name, options):
@@ -73,14 +75,14 @@ def _circles(name, options):
         raise ValueError(f"dataset 'circles' parameter 'factor' must be in (0, 1), got {options['factor']}")
     x, y = sk.make_circles(options["n_samples"], noise=options["noise"], factor=options["factor"],
                            random_state=_rng(options).integers(2**31))
-    return x, y, "binary", None
+    return x, y, "binary", {}
 
 
 def _xor(name, options):
     rng = _rng(options)
     x = rng.uniform(-1, 1, size=(options["n_samples"], 2))
     y = (x[:, 0] * x[:, 1] > 0).astype(int)
-    return x + rng.normal(0, options["noise"], size=x.shape), y, "binary", None
+    return x + rng.normal(0, options["noise"], size=x.shape), y, "binary", {}
 
 
 def _friedman(name, options):
@@ -90,7 +92,7 @@ def _friedman(name, options):
         raise ValueError(f"dataset 'regression' needs n_features >= 5, got {options['n_features']}")
     x, y = sk.make_friedman1(options["n_samples"], n_features=options["n_features"], noise=options["noise"],
                              random_state=_rng(options).integers(2**31))
-    return x, y, "regression", None
+    return x, y, "regression", {}
 
 
 @dataclass
@@ -126,52 +128,59 @@ class Dataset:
         }
 
 
-def _require_path(name, path, how):
+def _require_path(name, path, how, key="path"):
     if not path:
-        raise ValueError(f"dataset '{name}' needs a local file: set dataset.path to {how}")
+        raise ValueError(f"dataset '{name}' needs a local file: set dataset.{key} to {how}")
     if not Path(path).is_file():
-        raise ValueError(f"dataset '{name}': no file at {path!r}; set dataset.path to {how}")
+        raise ValueError(f"dataset '{name}': no file at {str(path)!r}; set dataset.{key} to {how}")
     return Path(path)
 
 
+def _predefined(name, options, read):
+    """The splits a user gave as files of their own (`test_path`, `val_path`), read by `read(path, key)`."""
+    return {split: read(_require_path(name, options[key], "a file like dataset.path", key), key)
+            for split, key in (("test", "test_path"), ("val", "val_path")) if options.get(key)}
+
+
 def _csv(name, options):
-    import pandas as pd
-
-    path = _require_path("csv", options["path"], "a CSV file with a header row")
-    try:
-        frame = pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
-        raise ValueError(f"dataset 'csv': cannot read {str(path)!r}: {str(e).splitlines()[0]}") from None
     target = options["target"]
-    if target not in frame.columns:
-        raise ValueError(
-            f"dataset 'csv': no target column {target!r} in {str(path)!r}; "
-            f"columns: {', '.join(map(str, frame.columns))}"
-        )
-    features = frame.drop(columns=[target])
-    if features.shape[1] == 0 or len(frame) == 0:
-        raise ValueError(f"dataset 'csv': {str(path)!r} has {features.shape[1]} feature columns and {len(frame)} rows "
-                         "beside the target; it needs at least one of each")
-    text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if text:
-        raise ValueError(f"dataset 'csv': feature columns {text} are not numeric; encode them as numbers first")
-    missing = [c for c in frame.columns if frame[c].isna().any()]
-    if missing:
-        raise ValueError(
-            f"dataset 'csv': NaN or empty cells in columns {missing} of {str(path)!r}; drop or impute them first"
-        )
-    return features.to_numpy(dtype="float64"), frame[target].to_numpy(), options["task"], None
+
+    def read(path, key):
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as e:
+            raise ValueError(f"dataset 'csv': cannot read {str(path)!r}: {str(e).splitlines()[0]}") from None
+        if target not in frame.columns:
+            raise ValueError(
+                f"dataset 'csv': no target column {target!r} in {str(path)!r}; "
+                f"columns: {', '.join(map(str, frame.columns))}"
+            )
+        features = frame.drop(columns=[target])
+        if features.shape[1] == 0 or len(frame) == 0:
+            raise ValueError(f"dataset 'csv': {str(path)!r} has {features.shape[1]} feature columns and {len(frame)} "
+                             "rows beside the target; it needs at least one of each")
+        text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+        if text:
+            raise ValueError(f"dataset 'csv': feature columns {text} are not numeric; encode them as numbers first")
+        missing = [c for c in frame.columns if frame[c].isna().any()]
+        if missing:
+            raise ValueError(
+                f"dataset 'csv': NaN or empty cells in columns {missing} of {str(path)!r}; drop or impute them first"
+            )
+        if key != "path" and list(features.columns) != columns:
+            raise ValueError(f"dataset 'csv': {str(path)!r} ({key}) has feature columns {list(features.columns)}; "
+                             f"they must be those of dataset.path, in its order: {columns}")
+        return features, frame[target].to_numpy()
+
+    features, y = read(_require_path("csv", options["path"], "a CSV file with a header row"), "path")
+    columns = list(features.columns)
+    splits = {k: (v[0].to_numpy(dtype="float64"), v[1]) for k, v in _predefined("csv", options, read).items()}
+    return features.to_numpy(dtype="float64"), y, options["task"], splits
 
 
-def _npz(name, options):
-    if name == "npz":
-        path = _require_path(name, options["path"], "an .npz file holding arrays x and y")
-        keys = ("x", "y")
-    else:
-        how = (f"an .npz with x_train, y_train, x_test, y_test (e.g. saved with numpy.savez from "
-               f"keras.datasets.{name}.load_data() on a machine with internet access)")
-        path = _require_path(name, options["path"], how)
-        keys = ("x_train", "y_train", "x_test", "y_test")
+def _read_npz(name, path, keys):
     try:
         with np.load(path, allow_pickle=False) as archive:
             found = {k: archive[k] for k in archive.files if k in keys}
@@ -185,20 +194,74 @@ def _npz(name, options):
         if array.dtype.kind not in "biuf" and not (key.startswith("y") and array.dtype.kind in "US"):
             raise ValueError(f"dataset '{name}': array {key!r} in {str(path)!r} has dtype {array.dtype}; "
                              "inputs must be numbers (labels may be numbers or strings)")
-    for x_key, y_key in zip(keys[::2], keys[1::2], strict=True):
-        x, y = found[x_key], found[y_key]
-        if x.ndim < 2 or y.ndim not in (1, 2) or len(x) != len(y) or not len(x):
-            raise ValueError(f"dataset '{name}': {str(path)!r} holds {x_key} of shape {x.shape} and {y_key} of shape "
-                             f"{y.shape}; it needs {x_key} as (examples, features...) and {y_key} as (examples,) or "
-                             "(examples, targets), with the same number of examples")
-    if name == "npz":
-        return arrays[0], arrays[1], options["task"], None
+    _check_arrays(name, keys, arrays, repr(str(path)))
+    return arrays
+
+
+def _npz(name, options):
+    x, y = _read_npz(name, _require_path(name, options["path"], "an .npz file holding arrays x and y"), ("x", "y"))
+    splits = _predefined(name, options, lambda path, key: tuple(_read_npz(name, path, ("x", "y"))))
+    for key, (x_split, _) in splits.items():
+        if x_split.shape[1:] != x.shape[1:]:
+            raise ValueError(f"dataset '{name}': the {key} split's x has examples of shape {x_split.shape[1:]}; "
+                             f"dataset.path's have {x.shape[1:]}")
+    return x, y, options["task"], splits
+
+
+def keras_home():
+    """Keras' own folder: `$KERAS_HOME`, else `~/.keras` (its datasets cache is `datasets/` inside)."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras").expanduser()
+
+
+def _keras_images(name, options):
+    """MNIST or Fashion-MNIST: a local `path`, else Keras' cache file `$KERAS_HOME/datasets/<name>.npz`,
+    else `keras.datasets.<name>.load_data()` (Keras' own cache, or a download where the network
+    allows it and `download` is true)."""
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    cached = keras_home() / "datasets" / f"{name}.npz"
+    if options["path"]:
+        arrays = _read_npz(name, _require_path(name, options["path"], "an .npz with " + ", ".join(keys)), keys)
+    elif cached.is_file():
+        arrays = _read_npz(name, cached, keys)
+    elif options["download"]:
+        arrays = _keras_download(name, cached, keys)
+    else:
+        raise ValueError(f"dataset '{name}': no file at {str(cached)!r} (Keras' cache) and download = false; set "
+                         f"dataset.path to an .npz with {', '.join(keys)}, or allow the download")
     x, y, x_test, y_test = arrays
     if x.ndim != 3 or x_test.shape[1:] != x.shape[1:]:
-        raise ValueError(f"dataset '{name}': {str(path)!r} holds x_train of shape {x.shape} and x_test of shape "
+        raise ValueError(f"dataset '{name}': it holds x_train of shape {x.shape} and x_test of shape "
                          f"{x_test.shape}; it needs grey images as (examples, height, width), the same size in both")
     # 28x28 grey images: add the channel axis so the CNN can use them
-    return x[..., None], y, "multiclass", (x_test[..., None], y_test)
+    return x[..., None], y, "multiclass", {"test": (x_test[..., None], y_test)}
+
+
+def _keras_download(name, cached, keys):
+    import socket
+
+    import keras
+
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)  # an offline machine fails fast instead of hanging
+    try:
+        (x, y), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+    except Exception as e:  # noqa: BLE001 - urllib, OSError, HTTP errors: all mean "not available"
+        raise ValueError(f"dataset '{name}': no file at {str(cached)!r} (Keras' cache) and keras.datasets could not "
+                         f"download it ({type(e).__name__}: {str(e)[:200]}); set dataset.path to an .npz with "
+                         f"{', '.join(keys)} saved on a machine with internet access") from None
+    finally:
+        socket.setdefaulttimeout(before)
+    return x, y, x_test, y_test
+
+
+def _check_arrays(name, keys, arrays, where):
+    """Pairs (x, y), (x_test, y_test): examples by features, one label or target row per example."""
+    pairs = list(zip(keys, arrays, strict=True))
+    for (x_key, x), (y_key, y) in zip(pairs[::2], pairs[1::2], strict=True):
+        if x.ndim < 2 or y.ndim not in (1, 2) or len(x) != len(y) or not len(x):
+            raise ValueError(f"dataset '{name}': {where} gives {x_key} of shape {x.shape} and {y_key} of shape "
+                             f"{y.shape}; it needs {x_key} as (examples, features...) and {y_key} as (examples,) or "
+                             "(examples, targets), with the same number of examples")
 
 
 # --- preparation ---
@@ -221,7 +284,8 @@ def _check_finite(name, x, y):
 
 
 # One entry per dataset: its catalogue entry (note and options) and its loader, `loader(name,
-# options) -> (x, y, task or "auto", a predefined test split or None)`. Adding a dataset is one line here.
+# options) -> (x, y, task or "auto", predefined splits {"test"/"val": (x, y)})`. Adding a dataset is
+# one line here.
 _CATALOGUE = {
     "digits": (_entry("embedded: 1797 handwritten digits, 8x8 images, 10 classes"),
                _sklearn("load_digits", "multiclass", (8, 8, 1))),  # image-shaped, for the CNN; the MLP flattens
@@ -235,31 +299,76 @@ _CATALOGUE = {
     "xor": (_entry("generated: XOR of two coordinates' signs, binary", n_samples=1000, noise=0.1), _xor),
     "regression": (_entry("generated: Friedman #1 non-linear regression; add outliers with outlier_fraction",
                           n_samples=1000, n_features=8, noise=0.5), _friedman),
-    "csv": (_entry("local CSV file: path, target column, task (auto infers it)", path="", target="", task="auto"),
-            _csv),
-    "npz": (_entry("local .npz file with arrays x and y", path="", task="auto"), _npz),
-    "mnist": (_entry("local file only: path to mnist.npz (x_train, y_train, x_test, y_test)", path=""),
-              _npz),
-    "fashion_mnist": (_entry("local file only: path to an .npz with x_train, y_train, x_test, y_test", path=""),
-                      _npz),
+    "csv": (_entry("local CSV file: path, target column, task (auto infers it); optional test_path, val_path",
+                   path="", target="", task="auto", test_path="", val_path=""), _csv),
+    "npz": (_entry("local .npz file with arrays x and y; optional test_path, val_path", path="", task="auto",
+                   test_path="", val_path=""), _npz),
+    "mnist": (_entry("path, else Keras' cache $KERAS_HOME/datasets/mnist.npz, else keras.datasets (download)",
+                     path="", download=True), _keras_images),
+    "fashion_mnist": (_entry("path, else $KERAS_HOME/datasets/fashion_mnist.npz, else keras.datasets (download)",
+                             path="", download=True), _keras_images),
 }
 DATASETS = Registry("dataset", {name: entry for name, (entry, _) in _CATALOGUE.items()})
+_LOADERS = {name: loader for name, (_, loader) in _CATALOGUE.items()}
 
 
-def load_dataset(spec):
+def register_dataset(name, fn, source=None):
+    """Add your own dataset loader to the catalogue under `name`, for configs to name.
+
+    Args:
+        fn: `f(**params) -> (x, y)` or `(x, y, x_test, y_test)` (a predefined test split), arrays
+            with one example per row; its keyword parameters with defaults are options a config may
+            set, beside the preparation options every dataset takes (split, standardize, ...). The
+            task is inferred from y unless `fn.task` or the config's `task` says it.
+        source: what experiment.json records of it (default: its module, file and the file's hash).
+    """
+    check_user_name("dataset", name, DATASETS.entries)
+    try:
+        params = keyword_params(fn)
+    except ValueError as e:
+        raise ValueError(f"dataset {name!r}: {e}") from None
+    shared = sorted(set(params) & {*_PREPARE, "task"})
+    if not callable(fn) or shared:
+        raise ValueError(f"dataset {name!r} must be a function f(**params) whose parameters are not named "
+                         f"{', '.join(shared) or 'like the preparation options'}")
+
+    def load(name, options):
+        try:
+            arrays = fn(**{k: options[k] for k in params})
+        except Exception as e:  # noqa: BLE001 - the user's code may raise anything
+            raise ValueError(f"dataset {name!r} failed to load: {type(e).__name__}: {e}") from None
+        if not isinstance(arrays, tuple | list) or len(arrays) not in (2, 4):
+            raise ValueError(f"dataset {name!r} must return (x, y) or (x, y, x_test, y_test)")
+        arrays = [np.asarray(a) for a in arrays]
+        _check_arrays(name, ["x", "y", "x_test", "y_test"][:len(arrays)], arrays, "its loader")
+        return arrays[0], arrays[1], options["task"], ({"test": tuple(arrays[2:])} if arrays[2:] else {})
+
+    reference = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', name)}"
+    entry = _entry("your own", **params, task=getattr(fn, "task", "auto"))
+    DATASETS.register(name, dataclasses.replace(entry, source=source or source_of(fn, reference), obj=fn))
+    _LOADERS[name] = load
+
+
+def load_dataset(spec, base=None):
     """Load and prepare a dataset from its spec (`"digits"` or `{"name": "digits", **options}`).
 
+    Args:
+        base: the folder relative file paths are read from (the config file's; default: the
+            current folder); `~` is expanded.
     Raises:
         ValueError: one line naming the bad value and what to do, for anything wrong.
     """
     spec = DATASETS.parse(spec)
     name, options = spec["name"], DATASETS.resolve(spec)
-    x, y, task, test = _CATALOGUE[name][1](name, options)
+    for key in ("path", "test_path", "val_path"):
+        if options.get(key):
+            options[key] = str((Path(base or ".") / Path(options[key]).expanduser()).resolve())
+    x, y, task, predefined = _LOADERS[name](name, options)
     x = np.asarray(x, dtype="float64")
     y = np.asarray(y)
     _check_finite(name, x, y)
-    if test is not None:
-        _check_finite(name, *test)
+    for split in predefined.values():
+        _check_finite(name, *split)
     if task == "auto":
         task = _infer_task(y)
     notes, classes = [], []
@@ -268,8 +377,12 @@ def load_dataset(spec):
             raise ValueError(f"dataset '{name}': a {task} task needs one label per example, got targets of shape "
                              f"{y.shape}; use task = 'regression' for several targets")
         classes, y = np.unique(y, return_inverse=True)
-        if test is not None:
-            test = (test[0], np.searchsorted(classes, test[1]))
+        for key, (x_split, y_split) in predefined.items():
+            unseen = sorted(set(np.asarray(y_split).tolist()) - set(classes.tolist()))
+            if unseen:
+                raise ValueError(f"dataset '{name}': the {key} split has labels {unseen[:5]} that the training data "
+                                 "lacks; every label must occur in the training data")
+            predefined[key] = (x_split, np.searchsorted(classes, y_split))
         if len(classes) < 2:
             raise ValueError(f"dataset '{name}': a {task} task needs at least 2 classes, found {len(classes)} "
                              f"({', '.join(map(str, classes[:1]))}); check the target column or labels")
@@ -277,8 +390,9 @@ def load_dataset(spec):
             raise ValueError(f"dataset '{name}': task 'binary' needs 2 classes, found {len(classes)}")
     elif not np.issubdtype(y.dtype, np.number):
         raise ValueError(f"dataset '{name}': task 'regression' needs numeric targets, got {y.dtype}")
+    notes += [f"{key} split: given ({len(split[0])} examples)" for key, split in predefined.items()]
 
-    splits = _split(name, x, y, task, options, test)
+    splits = _split(name, x, y, task, options, predefined)
     rng = np.random.default_rng([options["split_seed"], 1])
     x_tr, y_tr = splits[0], splits[1]
     if options["label_noise"]:
@@ -313,25 +427,26 @@ def load_dataset(spec):
     )
 
 
-def _split(name, x, y, task, options, test):
+def _split(name, x, y, task, options, predefined):
+    """Train, validation and test splits: the predefined ones as given, the others drawn
+    (stratified for classification) with `split_seed`."""
     from sklearn.model_selection import train_test_split
 
     seed, val_f, test_f = options["split_seed"], options["validation_fraction"], options["test_fraction"]
     stratify = task != "regression"
-    if test is None and not val_f + test_f < 1:
+    drawn = [(key, f) for key, f in (("test", test_f), ("val", val_f)) if key not in predefined]
+    if len(drawn) == 2 and not val_f + test_f < 1:
         raise ValueError(f"dataset '{name}': validation_fraction + test_fraction must be < 1, got {val_f + test_f}")
+    splits, left = {}, 1.0
     try:
-        if test is None:
-            x, x_te, y, y_te = train_test_split(x, y, test_size=test_f, random_state=seed,
-                                                stratify=y if stratify else None)
-            val_f = val_f / (1 - test_f)
-        else:
-            x_te, y_te = np.asarray(test[0], dtype="float64"), test[1]
-        x_tr, x_va, y_tr, y_va = train_test_split(x, y, test_size=val_f, random_state=seed,
+        for key, fraction in drawn:
+            x, x_out, y, y_out = train_test_split(x, y, test_size=fraction / left, random_state=seed,
                                                   stratify=y if stratify else None)
+            splits[key], left = (x_out, y_out), left - fraction
     except ValueError as e:
         raise ValueError(f"dataset '{name}': cannot split it: {str(e).splitlines()[0]}") from None
-    return x_tr, y_tr, x_va, y_va, x_te, y_te
+    splits.update({key: (np.asarray(xs, dtype="float64"), ys) for key, (xs, ys) in predefined.items()})
+    return x, y, *splits["val"], *splits["test"]
 
 
 def _flip_labels(y, n_classes, fraction, rng):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from experiments.records.store import read_json
 from experiments.spec.types import Experiment
+from models.metrics import declare_metric
 
 EXPERIMENT = "experiment.json"
 
@@ -21,7 +22,10 @@ def load_experiment(exp_dir):
     except (UnicodeDecodeError, ValueError):
         experiment = None
     try:
-        return {**experiment, "spec": Experiment.from_dict(experiment["spec"])}
+        spec = Experiment.from_dict(experiment["spec"])
+        for name, source in spec.parts.get("metric", {}).items():  # a report ranks by the user's direction
+            declare_metric(name, source["greater_is_better"])
+        return {**experiment, "spec": spec}
     except (TypeError, KeyError, AttributeError, ValueError):  # not a record of this version's fields
         raise ValueError(f"{str(path)!r} is damaged; run the experiment's command again to rebuild it "
                          "(finished runs are kept)") from None

@@ -53,15 +53,22 @@ def shipped_configs():
     return {p.stem: p for p in sorted([*SHIPPED.glob("*.toml"), *SHIPPED.glob("claims/*.toml")])}
 
 
-def load_config(path):
-    """Read a TOML experiment config: a file, or a shipped config by name (`digits_init_x_loss`);
-    the file's stem is the default experiment name."""
-    path = Path(path)
+def locate_config(path):
+    """The file a config argument names: a path, or a shipped config by name (`digits_init_x_loss`)."""
+    path = Path(path).expanduser()
     if not path.is_file() and str(path) in shipped_configs():
         path = shipped_configs()[str(path)]
     if not path.is_file():
         raise SpecError([f"config file not found: {str(path)!r}; give a file, or a shipped config by name "
                          f"({', '.join(list(shipped_configs())[:4])}, ...: init-loss-lab list configs)"])
+    return path.resolve()
+
+
+def load_config(path):
+    """Read a TOML experiment config: a file, or a shipped config by name (`digits_init_x_loss`);
+    the file's stem is the default experiment name. Its relative paths are read from its folder
+    (`validate(config, base=locate_config(path).parent)`)."""
+    path = locate_config(path)
     try:
         config = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is legal UTF-8
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

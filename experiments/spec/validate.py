@@ -17,6 +17,7 @@ from experiments.spec.claim import check_claim
 from experiments.spec.config import DEFAULTS, MAX_SEED, MAXIMA, SpecError, as_list, collect, number
 from experiments.spec.grid import expand
 from experiments.spec.names import check_name
+from experiments.spec.parts import recorded, resolve_parts
 from experiments.spec.tune import check_tune
 from experiments.spec.types import Experiment
 from initializers import INITIALIZERS
@@ -44,15 +45,21 @@ def _check_unique(field, values, parse=None):
         seen[key] = value
 
 
-def validate(config):
+def validate(config, base=None):
     """Check a config and resolve it; every problem is reported at once.
 
+    Args:
+        base: the folder the config's relative paths are read from (its file's; default: the
+            current folder).
     Returns:
         (the `Experiment`, the loaded `Dataset`s in the order of its `dataset` axis).
     Raises:
         SpecError: one line per problem, each naming the bad value and the valid choices.
     """
     problems = []
+    config = resolve_parts(config, base, problems)  # the user's own parts, registered under their names
+    if problems:
+        raise SpecError(problems)
     unknown = [k for k in config if k not in DEFAULTS]
     if unknown:
         problems.append(f"unknown config keys {unknown}; valid keys: {', '.join(DEFAULTS)}")
@@ -94,7 +101,7 @@ def validate(config):
         problems.append(f"engine {spec['engine']!r} is unknown; valid engines: {', '.join(ENGINES)}")
     collect(problems, _check_diagnostics, spec)
 
-    datasets = [collect(problems, load_dataset, d) for d in spec["dataset"] if d is not None]
+    datasets = [collect(problems, load_dataset, d, base) for d in spec["dataset"] if d is not None]
     if datasets and None not in datasets:
         tasks = {d.task for d in datasets}
         if len(tasks) > 1:
@@ -115,6 +122,7 @@ def validate(config):
     if problems:
         raise SpecError(problems)
     experiment = Experiment.from_dict({**spec, "claim": None, "tune": None})
+    experiment = experiment.replace(parts=recorded(experiment))
     collect(problems, check_memory, experiment, datasets)
     claim = tune = None
     if spec["claim"] is not None and not problems:

@@ -74,9 +74,54 @@ def test_npz_and_local_mnist(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
-def test_downloadable_datasets_need_a_local_path(name):
-    with pytest.raises(ValueError, match=f"dataset '{name}' needs a local file: set dataset.path to an .npz"):
-        load_dataset(name)
+def test_keras_datasets_come_from_keras_cache_file_or_say_what_to_do(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    with pytest.raises(ValueError, match=f"dataset '{name}': no file at '{tmp_path}/keras/datasets/{name}.npz' "
+                                         r"\(Keras' cache\) and download = false; set dataset.path"):
+        load_dataset({"name": name, "download": False})
+    (tmp_path / "keras" / "datasets").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "keras" / "datasets" / f"{name}.npz", x_train=rng.integers(0, 255, (60, 28, 28)),
+             y_train=np.arange(60) % 10, x_test=rng.integers(0, 255, (20, 28, 28)), y_test=np.arange(20) % 10)
+    data = load_dataset({"name": name, "download": False})
+    assert data.input_shape == (28, 28, 1) and len(data.x_test) == 20 and len(data.x_train) + len(data.x_val) == 60
+
+
+def _frame(rng, n):
+    import pandas as pd
+
+    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "label": np.arange(n) % 2})
+
+
+def test_csv_and_npz_take_predefined_test_and_validation_files_relative_to_the_config(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    (tmp_path / "data").mkdir()
+    _frame(rng, 40).to_csv(tmp_path / "data" / "train.csv", index=False)
+    _frame(rng, 12).to_csv(tmp_path / "data" / "test.csv", index=False)
+    _frame(rng, 8).to_csv(tmp_path / "data" / "val.csv", index=False)
+    spec = {"name": "csv", "path": "data/train.csv", "target": "label", "test_path": "data/test.csv"}
+    data = load_dataset(spec, base=tmp_path)
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (32, 8, 12)  # val: 20% of train.csv
+    both = load_dataset({**spec, "val_path": "data/val.csv"}, base=tmp_path)
+    assert (len(both.x_train), len(both.x_val), len(both.x_test)) == (40, 8, 12)
+    assert "test split: given (12 examples)" in both.notes
+    monkeypatch.setenv("HOME", str(tmp_path))  # ~ is expanded
+    home = {**spec, "path": "~/data/train.csv", "test_path": "~/data/test.csv"}
+    assert len(load_dataset(home, base="/elsewhere").x_test) == 12
+    with pytest.raises(ValueError, match=f"no file at '{tmp_path}/data/nope.csv'; set dataset.test_path"):
+        load_dataset({**spec, "test_path": "data/nope.csv"}, base=tmp_path)
+    _frame(rng, 12).rename(columns={"b": "c"}).to_csv(tmp_path / "data" / "odd.csv", index=False)
+    with pytest.raises(ValueError, match=r"odd.csv' \(test_path\) has feature columns \['a', 'c'\]; they must be"):
+        load_dataset({**spec, "test_path": "data/odd.csv"}, base=tmp_path)
+    frame = _frame(rng, 12)
+    frame["label"] = 7
+    frame.to_csv(tmp_path / "data" / "new_label.csv", index=False)
+    with pytest.raises(ValueError, match=r"the test split has labels \[7\] that the training data lacks"):
+        load_dataset({**spec, "test_path": "data/new_label.csv"}, base=tmp_path)
+    np.savez(tmp_path / "data" / "train.npz", x=rng.normal(size=(40, 3)), y=rng.normal(size=40))
+    np.savez(tmp_path / "data" / "test.npz", x=rng.normal(size=(10, 3)), y=rng.normal(size=10))
+    data = load_dataset({"name": "npz", "path": "data/train.npz", "test_path": "data/test.npz"}, base=tmp_path)
+    assert data.task == "regression" and len(data.x_test) == 10 and len(data.x_train) + len(data.x_val) == 40
 
 
 def test_every_dataset_is_listed_with_a_note():
