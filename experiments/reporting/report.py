@@ -105,6 +105,8 @@ def build_report(exp_dir, out_dir, tables=None):
         f"early stopping: {spec.early_stopping.as_dict() if spec.early_stopping.patience else 'off'}",
         f"seeds: {list(spec.seeds)}",
         f"runs: {len(runs)} ({', '.join(f'{n} {s}' for s, n in runs['status'].value_counts().items())})",
+        *[f"your own {kind} {name}: {source['reference']} (sha256 {str(source['sha256'])[:12]})"
+          for kind, named in spec.parts.items() for name, source in named.items()],
     ])
     page.heading(f"Test {headline}: mean +- std (n seeds that finished)")
     page.table(pivot)
