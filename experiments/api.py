@@ -90,6 +90,7 @@ def load_model(path):
     import keras
 
     import initializers.user  # noqa: F401 - registers the Keras classes a user's parts save as
+    import models.keras_metrics  # noqa: F401 - and the suite's own metric
     import models.user_parts  # noqa: F401
 
     path = Path(path)

@@ -210,13 +210,14 @@ def cmd_list(args):
     from experiments.spec.config import shipped_configs
     from initializers import INITIALIZERS
     from models import ACTIVATIONS, LOSSES, MODELS
+    from models.metrics import METRICS
     from models.optimizers import OPTIMIZERS
 
     catalogues = {r.kind: r for r in (INITIALIZERS, LOSSES, ACTIVATIONS, OPTIMIZERS, MODELS, DATASETS)}
     plural = {k + ("es" if k.endswith("s") else "s"): k for k in catalogues}
     which = plural.get(args.which, args.which)
-    if which is not None and which not in catalogues and which != "configs":
-        raise ValueError(f"unknown catalogue {args.which!r}; valid: {', '.join(plural)}, configs")
+    if which is not None and which not in catalogues and which not in ("configs", "metrics"):
+        raise ValueError(f"unknown catalogue {args.which!r}; valid: {', '.join(plural)}, metrics, configs")
     if which in (None, "configs"):
         print("configs (init-loss-lab run NAME):")
         for name, path in shipped_configs().items():
@@ -228,6 +229,11 @@ def cmd_list(args):
             for name, entry in registry.entries.items():
                 params = ", ".join(f"{k}={v!r}" for k, v in entry.params.items())
                 print(f"  {name}" + (f"({params})" if params else "") + (f"  - {entry.note}" if entry.note else ""))
+    if which in (None, "metrics"):
+        print("metrics (the first one a config lists is its headline):")
+        for name, metric in METRICS.items():
+            better = "higher" if metric.greater_is_better else "lower"
+            print(f"  {name}  - {', '.join(metric.tasks)}; {better} is better")
     return 0
 
 

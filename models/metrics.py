@@ -25,7 +25,7 @@ class Metric:
         sums: `(y, p, thresholds) -> [(members, k) tensors]`: per-member sums over a batch of
             targets and outputs of shape (members, batch, units).
         value: `(sums (members, k) array, n examples, thresholds) -> (members,) values`.
-        columns: `thresholds -> k`, the number of sum columns.
+        columns: `(thresholds, units) -> k`, the number of sum columns for a head of `units` outputs.
     """
 
     tasks: tuple
@@ -33,7 +33,7 @@ class Metric:
     keras: Callable
     sums: Callable
     value: Callable
-    columns: Callable = lambda thresholds: 1
+    columns: Callable = lambda thresholds, units: 1
     thresholds: bool = False  # whether it needs Keras' AUC thresholds
     source: dict | None = None  # a user's own metric: what experiment.json records of it
     obj: Callable | None = None  # a user's own metric: the function
@@ -110,14 +110,98 @@ def _mean(sums, n, thresholds):
     return sums[:, 0] / n
 
 
+def _top_k(k):
+    def build(name, head):
+        import keras
+
+        return keras.metrics.TopKCategoricalAccuracy(k=k, name=name)
+
+    def sums(y, p, thresholds):
+        """A hit when fewer than k outputs exceed the true class's (ties count as in, as tf.math.in_top_k)."""
+        import tensorflow as tf
+
+        true = tf.reduce_sum(y * p, -1, keepdims=True)
+        above = tf.reduce_sum(tf.cast(p > true, "float32"), -1)
+        hit = tf.cast((above < k) & tf.math.is_finite(true[..., 0]), "float32")
+        return [tf.reduce_sum(hit, axis=1)[:, None]]
+
+    return Metric(("multiclass",), True, build, sums, _mean)
+
+
+def _class_scores(kind):
+    """Precision, recall or F1 of the positive class (binary) or their mean over classes (macro,
+    multiclass), from per-class true positive, false positive and false negative counts."""
+    def build(name, head):
+        from models.keras_metrics import ClassScore  # imports Keras
+
+        return ClassScore(kind, head.units, name=name)
+
+    def sums(y, p, thresholds):
+        import tensorflow as tf
+
+        return [tf.reduce_sum(c, axis=1) for c in class_counts(y, p)]  # (M, classes) each
+
+    def value(sums, n, thresholds):
+        return class_score(kind, *np.split(sums, 3, axis=1))
+
+    return Metric(CLASSIFICATION, True, build, sums, value, columns=lambda t, units: 3 * max(units, 2))
+
+
+def class_counts(y, p):
+    """Per example and class: true positive, false positive and false negative indicators. A single
+    sigmoid output stands for the two classes (0, 1) at the 0.5 threshold; softmax outputs for the
+    class of their arg max."""
+    from keras import ops
+
+    y, p = ops.cast(y, "float32"), ops.cast(p, "float32")
+    if y.shape[-1] == 1:
+        truth, guess = (ops.concatenate([1 - v, v], axis=-1) for v in (ops.cast(y > 0.5, "float32"),
+                                                                        ops.cast(p > 0.5, "float32")))
+    else:
+        truth, guess = ops.one_hot(ops.argmax(y, -1), y.shape[-1]), ops.one_hot(ops.argmax(p, -1), y.shape[-1])
+    return truth * guess, (1 - truth) * guess, truth * (1 - guess)
+
+
+def class_score(kind, tp, fp, fn, ops=None):
+    """The score from per-class counts (last axis: classes): binary (two classes) scores class 1,
+    more classes the mean over classes; an empty denominator counts as 0. `ops`: keras.ops for
+    tensors (the Keras metric), else NumPy."""
+    divide = ops.divide_no_nan if ops else lambda a, b: np.divide(a, b, out=np.zeros(np.shape(a)), where=b != 0)
+    precision, recall = divide(tp, tp + fp), divide(tp, tp + fn)
+    score = {"precision": precision, "recall": recall, "f1": divide(2 * precision * recall, precision + recall)}[kind]
+    return score[..., 1] if score.shape[-1] == 2 else (ops or np).mean(score, axis=-1)
+
+
+def _r2_sums(y, p, thresholds):
+    """Per target: sum of targets, of their squares, and of squared errors."""
+    import tensorflow as tf
+
+    return [tf.reduce_sum(y, axis=1), tf.reduce_sum(y * y, axis=1), tf.reduce_sum(tf.square(y - p), axis=1)]
+
+
+def _r2(sums, n, thresholds):
+    """Keras' R2Score (uniform average over targets) from the sums."""
+    total_y, total_y2, sse = np.split(sums, 3, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = 1 - sse / (total_y2 - total_y * (total_y / n))
+    return np.where(np.isinf(scores), 0.0, scores).mean(axis=1)
+
+
 METRICS = {
     "accuracy": Metric(CLASSIFICATION, True, _accuracy, _accuracy_sums, _mean),
-    "auc": Metric(("binary",), True, _keras("AUC"), _auc_sums, _roc_auc, columns=lambda t: 4 * len(t),
+    "auc": Metric(("binary",), True, _keras("AUC"), _auc_sums, _roc_auc, columns=lambda t, units: 4 * len(t),
                   thresholds=True),
+    "top_2_accuracy": _top_k(2),
+    "top_3_accuracy": _top_k(3),
+    "top_5_accuracy": _top_k(5),
+    "precision": _class_scores("precision"),
+    "recall": _class_scores("recall"),
+    "f1": _class_scores("f1"),
     "mean_absolute_error": Metric(("regression",), False, _keras("MeanAbsoluteError"), _error_sums(_abs), _mean),
     "mean_squared_error": Metric(("regression",), False, _keras("MeanSquaredError"), _error_sums(_square), _mean),
     "root_mean_squared_error": Metric(("regression",), False, _keras("RootMeanSquaredError"),
                                       _error_sums(_square), lambda s, n, t: np.sqrt(_mean(s, n, t))),
+    "r2": Metric(("regression",), True, _keras("R2Score"), _r2_sums, _r2, columns=lambda t, units: 3 * units),
 }
 DEFAULT_METRICS = {
     "binary": ["accuracy"],

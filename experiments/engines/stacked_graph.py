@@ -66,7 +66,7 @@ class StackedGraph:
         self.metrics = {name: METRICS[name] for name in config.metrics}
         needed = any(m.thresholds for m in self.metrics.values())
         self.thresholds = auc_thresholds() if needed else np.zeros(0, dtype="float32")
-        self.n_stats = sum(m.columns(self.thresholds) for m in self.metrics.values())
+        self.n_stats = sum(m.columns(self.thresholds, self.head.units) for m in self.metrics.values())
         self.active = tf.Variable(np.ones(self.size, dtype=bool), trainable=False)
         probe = config.diagnostics.probe
         self.probe = self.x["train"][:probe], self.y["train"][:probe]

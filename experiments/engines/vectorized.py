@@ -85,7 +85,7 @@ class Group(StackedGraph):
         """One logs dict per member, keyed and ordered as Keras logs them (sorted names)."""
         stats, values, col = np.asarray(stat_sum, dtype="float64"), {}, 0
         for name, metric in self.metrics.items():
-            width = metric.columns(self.thresholds)
+            width = metric.columns(self.thresholds, self.head.units)
             values[name] = metric.value(stats[:, col:col + width], n, self.thresholds)
             col += width
         values["loss"] = np.asarray(loss_sum, dtype="float64") / n

@@ -183,10 +183,13 @@ def _check_diagnostics(spec):
 def _check_metrics(metrics, thresholds, task):
     if not isinstance(metrics, list):
         raise ValueError(f"metrics must be a list of names, got {metrics!r}")
+    valid = ", ".join(n for n, metric in METRICS.items() if task in metric.tasks)
     for m in metrics:
-        if not isinstance(m, str) or m not in METRICS or task not in METRICS[m].tasks:
-            valid = [n for n, metric in METRICS.items() if task in metric.tasks]
-            raise ValueError(f"metric {m!r} does not apply to a {task} task; valid metrics: {', '.join(valid)}")
+        if not isinstance(m, str) or m not in METRICS:
+            raise ValueError(f"unknown metric {m!r}; valid metrics for a {task} task: {valid} "
+                             "(init-loss-lab list metrics)")
+        if task not in METRICS[m].tasks:
+            raise ValueError(f"metric {m!r} does not apply to a {task} task; valid metrics: {valid}")
     repeated = sorted({m for m in metrics if metrics.count(m) > 1})
     if repeated:
         raise ValueError(f"metrics lists {', '.join(map(repr, repeated))} more than once; give each metric once")

@@ -72,6 +72,9 @@ def test_run_then_report_and_list(config_file, tmp_path, capsys):
     assert main(["list", "initializers"]) == 0
     listing = capsys.readouterr().out
     assert "he_normal" in listing and "variance_scaling(scale=1.0, mode='fan_in'" in listing
+    assert main(["list", "metrics"]) == 0
+    listing = capsys.readouterr().out
+    assert "  f1  - binary, multiclass; higher is better" in listing and "  r2  - regression; higher" in listing
 
 
 def test_the_installed_command_runs_shipped_configs_by_name_from_any_folder(tmp_path):

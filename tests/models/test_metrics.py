@@ -10,7 +10,10 @@ from models.metrics import METRICS, auc_thresholds, build_metrics, greater_is_be
 HEADS = {"accuracy": [Head(3, "softmax", "one_hot"), Head(1, "sigmoid", "binary")],
          "auc": [Head(1, "sigmoid", "binary")],
          "mean_absolute_error": [Head(2, "linear", "value")], "mean_squared_error": [Head(2, "linear", "value")],
-         "root_mean_squared_error": [Head(2, "linear", "value")]}
+         "root_mean_squared_error": [Head(2, "linear", "value")], "r2": [Head(2, "linear", "value")],
+         **{f"top_{k}_accuracy": [Head(6, "softmax", "one_hot")] for k in (2, 3, 5)},
+         **{score: [Head(4, "softmax", "one_hot"), Head(2, "softmax", "one_hot"), Head(1, "sigmoid", "binary")]
+            for score in ("precision", "recall", "f1")}}
 
 
 def _batch(head, rng, members=2, n=40):
@@ -39,7 +42,7 @@ def test_streaming_sums_give_the_keras_metric_per_member(name, head):
     halves = [(y[:25], p[:, :25]), (y[25:], p[:, 25:])]
     sums = sum(tf.concat(metric.sums(tf.broadcast_to(yy[None], pp.shape), tf.constant(pp), thresholds), 1).numpy()
                for yy, pp in halves)
-    assert sums.shape == (2, metric.columns(thresholds))
+    assert sums.shape == (2, metric.columns(thresholds, head.units))
     values = metric.value(sums.astype("float64"), len(y), thresholds)
     for m in range(2):
         keras_metric = build_metrics([name], head)[0]
@@ -51,4 +54,24 @@ def test_streaming_sums_give_the_keras_metric_per_member(name, head):
 def test_directions_come_from_the_catalogue():
     assert greater_is_better("val_accuracy") and greater_is_better("test_auc")
     assert not greater_is_better("loss") and not greater_is_better("val_root_mean_squared_error")
-    assert {n for n, m in METRICS.items() if m.greater_is_better} == {"accuracy", "auc"}
+    assert {n for n, m in METRICS.items() if not m.greater_is_better} == {
+        "mean_absolute_error", "mean_squared_error", "root_mean_squared_error"}
+
+
+@pytest.mark.parametrize("units", [1, 2, 4])
+def test_precision_recall_and_f1_are_scikit_learns(units):
+    """Binary: the positive class's score (one sigmoid output, or two softmax outputs); more classes:
+    the macro average."""
+    from sklearn import metrics as sk
+
+    rng = np.random.default_rng(1)
+    head = Head(units, "sigmoid" if units == 1 else "softmax", "binary" if units == 1 else "one_hot")
+    y, p = _batch(head, rng, members=1, n=60)
+    truth = y[:, 0] if units == 1 else y.argmax(1)
+    guess = (p[0, :, 0] > 0.5).astype(int) if units == 1 else p[0].argmax(1)
+    average = "macro" if units > 2 else "binary"
+    for name, score in (("precision", sk.precision_score), ("recall", sk.recall_score), ("f1", sk.f1_score)):
+        keras_metric = build_metrics([name], head)[0]
+        keras_metric.update_state(y, p[0])
+        expected = score(truth, guess, average=average, zero_division=0)
+        assert float(keras_metric.result()) == pytest.approx(expected, abs=1e-6), name

@@ -93,11 +93,15 @@ def _flat(weights):
 
 
 GRIDS = {
-    "digits: mse, huber, cross-entropy": {**DIGITS, "initializers": ["he_normal", "zeros"], "epochs": 3},
-    "breast cancer: sigmoid head, auc": {
+    "digits: mse, huber, cross-entropy, top-k and macro scores": {
+        **DIGITS, "initializers": ["he_normal", "zeros"], "epochs": 3,
+        "metrics": ["accuracy", "top_2_accuracy", "top_5_accuracy", "precision", "recall", "f1"]},
+    "breast cancer: sigmoid and softmax heads, auc, binary scores": {
         "name": "eq", "dataset": "breast_cancer", "model": {"name": "mlp", "widths": [16]},
-        "initializers": ["glorot_normal", "random_uniform"], "losses": ["binary_crossentropy", "huber"],
-        "seeds": [0, 1], "epochs": 3, "metrics": ["accuracy", "auc"], "save_model": False,
+        "initializers": ["glorot_normal", "random_uniform"],
+        "losses": ["binary_crossentropy", "huber", "categorical_crossentropy"],
+        "seeds": [0], "epochs": 3, "metrics": ["accuracy", "auc", "precision", "recall", "f1"],
+        "save_model": False,
     },
     "regression: early stopping, l1/l2, tanh, error metrics": {
         "name": "eq", "dataset": {"name": "regression", "n_samples": 300, "outlier_fraction": 0.1},
@@ -105,7 +109,7 @@ GRIDS = {
         "initializers": ["he_normal", "glorot_uniform"], "losses": ["mean_squared_error", "mean_absolute_error"],
         "seeds": [0, 1], "epochs": 12, "optimizer": "sgd", "learning_rate": 0.05,
         "early_stopping": {"patience": 2, "min_delta": 0.001},
-        "metrics": ["mean_absolute_error", "root_mean_squared_error", "mean_squared_error"],
+        "metrics": ["mean_absolute_error", "root_mean_squared_error", "mean_squared_error", "r2"],
     },
     "a batch larger than the training set": {
         "name": "eq", "dataset": {"name": "moons", "n_samples": 80}, "model": {"name": "mlp", "widths": [8]},
