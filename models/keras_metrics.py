@@ -1,11 +1,36 @@
-"""The reference engine's Keras metric for precision, recall and F1 (Keras has macro F1 but no
-macro precision or recall): streaming per-class counts (`models.metrics.class_counts`), scored
-by `models.metrics.class_score`, as the vectorized engine scores its own counts. Imports Keras."""
+"""Precision, recall and F1 from per-class counts: the counts of a batch, the score from counts
+(for tensors and for the vectorized engine's NumPy sums), and the reference engine's Keras metric
+that streams them (Keras has macro F1 but no macro precision or recall). Imports Keras."""
 
 import keras
+import numpy as np
 from keras import ops
 
-from models.metrics import class_counts, class_score
+
+def class_counts(y, p):
+    """Per example and class: true positive, false positive and false negative indicators. A single
+    sigmoid output stands for the two classes (0, 1) at the 0.5 threshold; softmax outputs for the
+    class of their arg max."""
+    y, p = ops.cast(y, "float32"), ops.cast(p, "float32")
+    if y.shape[-1] == 1:
+        truth, guess = (ops.concatenate([1 - v, v], axis=-1) for v in (ops.cast(y > 0.5, "float32"),
+                                                                        ops.cast(p > 0.5, "float32")))
+    else:
+        truth, guess = ops.one_hot(ops.argmax(y, -1), y.shape[-1]), ops.one_hot(ops.argmax(p, -1), y.shape[-1])
+    return truth * guess, (1 - truth) * guess, truth * (1 - guess)
+
+
+def class_score(kind, tp, fp, fn, ops=None):
+    """The score from per-class counts (last axis: classes): binary (two classes) scores class 1,
+    more classes the mean over classes; an empty denominator counts as 0. `ops`: keras.ops for
+    tensors (the Keras metric), else NumPy."""
+    divide = ops.divide_no_nan if ops else lambda a, b: np.divide(a, b, out=np.zeros(np.shape(a)), where=b != 0)
+    precision, recall = divide(tp, tp + fp), divide(tp, tp + fn)
+    score = {"precision": precision, "recall": recall, "f1": divide(2 * precision * recall, precision + recall)}[kind]
+    return score[..., 1] if score.shape[-1] == 2 else (ops or np).mean(score, axis=-1)
+
+
+
 
 
 @keras.saving.register_keras_serializable(package="init_loss_lab")

@@ -139,37 +139,16 @@ def _class_scores(kind):
     def sums(y, p, thresholds):
         import tensorflow as tf
 
+        from models.keras_metrics import class_counts  # imports Keras
+
         return [tf.reduce_sum(c, axis=1) for c in class_counts(y, p)]  # (M, classes) each
 
     def value(sums, n, thresholds):
+        from models.keras_metrics import class_score
+
         return class_score(kind, *np.split(sums, 3, axis=1))
 
     return Metric(CLASSIFICATION, True, build, sums, value, columns=lambda t, units: 3 * max(units, 2))
-
-
-def class_counts(y, p):
-    """Per example and class: true positive, false positive and false negative indicators. A single
-    sigmoid output stands for the two classes (0, 1) at the 0.5 threshold; softmax outputs for the
-    class of their arg max."""
-    from keras import ops
-
-    y, p = ops.cast(y, "float32"), ops.cast(p, "float32")
-    if y.shape[-1] == 1:
-        truth, guess = (ops.concatenate([1 - v, v], axis=-1) for v in (ops.cast(y > 0.5, "float32"),
-                                                                        ops.cast(p > 0.5, "float32")))
-    else:
-        truth, guess = ops.one_hot(ops.argmax(y, -1), y.shape[-1]), ops.one_hot(ops.argmax(p, -1), y.shape[-1])
-    return truth * guess, (1 - truth) * guess, truth * (1 - guess)
-
-
-def class_score(kind, tp, fp, fn, ops=None):
-    """The score from per-class counts (last axis: classes): binary (two classes) scores class 1,
-    more classes the mean over classes; an empty denominator counts as 0. `ops`: keras.ops for
-    tensors (the Keras metric), else NumPy."""
-    divide = ops.divide_no_nan if ops else lambda a, b: np.divide(a, b, out=np.zeros(np.shape(a)), where=b != 0)
-    precision, recall = divide(tp, tp + fp), divide(tp, tp + fn)
-    score = {"precision": precision, "recall": recall, "f1": divide(2 * precision * recall, precision + recall)}[kind]
-    return score[..., 1] if score.shape[-1] == 2 else (ops or np).mean(score, axis=-1)
 
 
 def _r2_sums(y, p, thresholds):
