@@ -20,17 +20,14 @@ def class_counts(y, p):
     return truth * guess, (1 - truth) * guess, truth * (1 - guess)
 
 
-def class_score(kind, tp, fp, fn, ops=None):
+def class_score(kind, tp, fp, fn, tensors=False):
     """The score from per-class counts (last axis: classes): binary (two classes) scores class 1,
-    more classes the mean over classes; an empty denominator counts as 0. `ops`: keras.ops for
-    tensors (the Keras metric), else NumPy."""
-    divide = ops.divide_no_nan if ops else lambda a, b: np.divide(a, b, out=np.zeros(np.shape(a)), where=b != 0)
+    more classes the mean over classes; an empty denominator counts as 0. NumPy arrays, or
+    tensors (the Keras metric) with `tensors=True`."""
+    divide = ops.divide_no_nan if tensors else lambda a, b: np.divide(a, b, out=np.zeros(np.shape(a)), where=b != 0)
     precision, recall = divide(tp, tp + fp), divide(tp, tp + fn)
     score = {"precision": precision, "recall": recall, "f1": divide(2 * precision * recall, precision + recall)}[kind]
-    return score[..., 1] if score.shape[-1] == 2 else (ops or np).mean(score, axis=-1)
-
-
-
+    return score[..., 1] if score.shape[-1] == 2 else (ops if tensors else np).mean(score, axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="init_loss_lab")
@@ -49,7 +46,7 @@ class ClassScore(keras.metrics.Metric):
             variable.assign(variable + ops.sum(value, axis=0))
 
     def result(self):
-        return class_score(self.kind, *self.counts, ops=ops)
+        return class_score(self.kind, *self.counts, tensors=True)
 
     def reset_state(self):
         for variable in self.counts:
