@@ -54,3 +54,25 @@ class ClassScore(keras.metrics.Metric):
 
     def get_config(self):
         return {"kind": self.kind, "units": self.units, "name": self.name, "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package="init_loss_lab")
+class RawError(keras.metrics.Mean):
+    """Mean absolute or squared error (its root with `root`) of targets and outputs multiplied by
+    `scale` (one factor per target): an error metric in the targets' own units."""
+
+    def __init__(self, kind, scale, root=False, name=None, dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.kind, self.scale, self.root = kind, list(scale), root
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        error = (ops.cast(y_true, "float32") - ops.cast(y_pred, "float32")) * ops.array(self.scale, "float32")
+        per_example = ops.mean(ops.abs(error) if self.kind == "absolute" else ops.square(error), axis=-1)
+        return super().update_state(per_example, sample_weight=sample_weight)
+
+    def result(self):
+        mean = super().result()
+        return ops.sqrt(mean) if self.root else mean
+
+    def get_config(self):
+        return {"kind": self.kind, "scale": self.scale, "root": self.root, "name": self.name, "dtype": self.dtype}

@@ -35,6 +35,7 @@ class Metric:
     value: Callable
     columns: Callable = lambda thresholds, units: 1
     thresholds: bool = False  # whether it needs Keras' AUC thresholds
+    raw: bool = False  # computed on targets and outputs in the dataset's own units (`build_metrics`' scale)
     source: dict | None = None  # a user's own metric: what experiment.json records of it
     obj: Callable | None = None  # a user's own metric: the function
 
@@ -110,6 +111,15 @@ def _mean(sums, n, thresholds):
     return sums[:, 0] / n
 
 
+def _raw_error(kind, root=False):
+    def build(name, head, scale):
+        from models.keras_metrics import RawError  # imports Keras
+
+        return RawError(kind, list(scale), root, name=name)
+
+    return build
+
+
 def _top_k(k):
     def build(name, head):
         import keras
@@ -182,6 +192,16 @@ METRICS = {
                                       _error_sums(_square), lambda s, n, t: np.sqrt(_mean(s, n, t))),
     "r2": Metric(("regression",), True, _keras("R2Score"), _r2_sums, _r2, columns=lambda t, units: 3 * units),
 }
+# the error metrics again, in the targets' own units (the dataset scaled them for training)
+RAW = "_raw"
+METRICS.update({
+    "mean_absolute_error" + RAW: Metric(("regression",), False, _raw_error("absolute"), _error_sums(_abs), _mean,
+                                        raw=True),
+    "mean_squared_error" + RAW: Metric(("regression",), False, _raw_error("squared"), _error_sums(_square), _mean,
+                                       raw=True),
+    "root_mean_squared_error" + RAW: Metric(("regression",), False, _raw_error("squared", root=True),
+                                            _error_sums(_square), lambda s, n, t: np.sqrt(_mean(s, n, t)), raw=True),
+})
 DEFAULT_METRICS = {
     "binary": ["accuracy"],
     "multiclass": ["accuracy"],
@@ -196,9 +216,15 @@ def greater_is_better(metric):
     return bool(entry and entry.greater_is_better)
 
 
-def build_metrics(names, head):
-    """Keras metric objects named as in `names`, matched to the head's target encoding."""
-    return [METRICS[n].keras(n, head) for n in names]
+def build_metrics(names, head, scale=None):
+    """Keras metric objects named as in `names`, matched to the head's target encoding; `_raw`
+    metrics multiply targets and outputs by `scale` (per target) first."""
+    return [METRICS[n].keras(n, head, scale) if METRICS[n].raw else METRICS[n].keras(n, head) for n in names]
+
+
+def raw_metrics(metrics):
+    """The `_raw` twins of a regression spec's error metrics, in order, that it does not list yet."""
+    return [m + RAW for m in metrics if m + RAW in METRICS and m + RAW not in metrics]
 
 
 def auc_thresholds():

@@ -3,8 +3,9 @@
 Nothing is downloaded. Every dataset goes through the same preparation: a deterministic
 (stratified, for classification) train/validation/test split, optional label noise or target
 outliers injected into the training split only, and input standardization fitted on train only.
-Regression targets are scaled by the training median and interquartile range (robust to the
-outliers a user may have asked for), so errors are in those units. Generated datasets are drawn
+Regression targets are scaled (`target_scaling`: by default the training median and interquartile
+range, robust to the outliers a user may have asked for), so losses and errors are in those
+units; the `_raw` metrics give the errors in the targets' own units. Generated datasets are drawn
 with `split_seed` too: one seed fixes the data the runs of an experiment share.
 """
 
@@ -26,8 +27,10 @@ _PREPARE = {
     "outlier_fraction": 0.0,
     "outlier_magnitude": 10.0,
     "outlier_sides": "two",
+    "target_scaling": "robust",
 }
 _CHOICES = {
+    "target_scaling": ("robust", "standard", "none"),
     "standardize": ("zscore", "minmax", "none"),
     "outlier_sides": ("one", "two"),
     "task": ("auto", "binary", "multiclass", "regression"),
@@ -110,6 +113,9 @@ class Dataset:
     n_classes: int = 0
     classes: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    # regression: targets were (y - center) / scale per target; errors times scale are in y's units
+    target_center: list = field(default_factory=lambda: [0.0])
+    target_scale: list = field(default_factory=lambda: [1.0])
 
     @property
     def input_shape(self):
@@ -125,6 +131,8 @@ class Dataset:
             "input_shape": list(self.input_shape),
             "n_train": len(self.x_train), "n_val": len(self.x_val), "n_test": len(self.x_test),
             "notes": self.notes,
+            **({"target_center": self.target_center, "target_scale": self.target_scale}
+               if self.task == "regression" else {}),
         }
 
 
@@ -410,12 +418,13 @@ def load_dataset(spec, base=None):
         )
     x_tr, x_va, x_te = _standardize([x_tr, splits[2], splits[4]], options["standardize"])
     y_va, y_te = splits[3], splits[5]
+    center, scale = np.zeros(1), np.ones(1)
     if task == "regression":
-        center = np.median(y_tr, axis=0)
-        q75, q25 = np.percentile(y_tr, [75, 25], axis=0)
-        scale = np.where(q75 - q25 > 0, (q75 - q25) / 1.349, 1.0)
+        center, scale = _target_scaling(y_tr, options["target_scaling"])
         y_tr, y_va, y_te = ((v - center) / scale for v in (y_tr, y_va, y_te))
-        notes.append("targets scaled by the training median and IQR/1.349")
+        notes.append(_SCALING_NOTES[options["target_scaling"]])
+    elif "target_scaling" in spec:
+        raise ValueError(f"dataset '{name}': target_scaling applies to regression; this task is {task}")
     if options["standardize"] != "none":
         notes.append(f"inputs standardized ({options['standardize']}) with training statistics")
     if task == "regression":
@@ -424,7 +433,30 @@ def load_dataset(spec, base=None):
     return Dataset(
         name, task, x_tr, y_tr, x_va, y_va, x_te, y_te,
         n_classes=len(classes), classes=[c.item() if hasattr(c, "item") else c for c in classes], notes=notes,
+        target_center=np.atleast_1d(center).astype(float).tolist(),
+        target_scale=np.atleast_1d(scale).astype(float).tolist(),
     )
+
+
+_SCALING_NOTES = {"robust": "targets scaled by the training median and IQR/1.349 (errors in those units; _raw "
+                            "metrics in the targets' own)",
+                  "standard": "targets scaled by the training mean and standard deviation (errors in those units; "
+                              "_raw metrics in the targets' own)",
+                  "none": "targets as given"}
+
+
+def _target_scaling(y, how):
+    """Per target center and scale of the training targets: median and IQR/1.349 (robust to the
+    outliers a user may have asked for; the std of normal data), mean and std, or none."""
+    if how == "none":
+        return np.zeros(y.shape[1:] or 1), np.ones(y.shape[1:] or 1)
+    if how == "robust":
+        center = np.median(y, axis=0)
+        q75, q25 = np.percentile(y, [75, 25], axis=0)
+        spread = (q75 - q25) / 1.349
+    else:
+        center, spread = np.mean(y, axis=0), np.std(y, axis=0)
+    return center, np.where(spread > 0, spread, 1.0)
 
 
 def _split(name, x, y, task, options, predefined):

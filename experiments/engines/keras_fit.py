@@ -66,7 +66,7 @@ def build_model(config, data):
     model.compile(
         optimizer=get_optimizer(config.optimizer, config.learning_rate),
         loss=get_loss(config.loss),
-        metrics=build_metrics(config.metrics, head),
+        metrics=build_metrics(config.metrics, head, data.target_scale),
         # one graph call per epoch: far less Python overhead, the same batches and updates
         steps_per_execution=steps_per_epoch(len(data.x_train), config.batch_size),
     )

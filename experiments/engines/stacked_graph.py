@@ -96,7 +96,9 @@ class StackedGraph:
 
     def _stats(self, y, p):
         """Per-member sums over the batch from which every metric follows: (M, k)."""
-        columns = [column for metric in self.metrics.values() for column in metric.sums(y, p, self.thresholds)]
+        scale = self.tf.constant(np.asarray(self.data.target_scale, dtype="float32"))
+        columns = [column for metric in self.metrics.values()
+                   for column in metric.sums(*((y * scale, p * scale) if metric.raw else (y, p)), self.thresholds)]
         return self.tf.concat(columns, axis=1) if columns else self.tf.zeros((self.size, 0))
 
     def _train_step(self, idx):

@@ -53,6 +53,14 @@ def _listed(value):
     return ", ".join(map(label, _as_list(value)))
 
 
+def _pivot(cells, others):
+    """The cells' results as a table: a row per value of the other axes, a column per loss."""
+    pivot = cells.pivot_table(index=others, columns="loss", values="result", aggfunc="first", sort=False)
+    pivot = pivot.reset_index()
+    pivot.columns.name = None
+    return pivot
+
+
 def build_report(exp_dir, out_dir, tables=None):
     """Write runs.csv, epochs.csv, cells.csv, curves.png, heatmap.png, report.md and report.html
     (and diagnostics.csv, layers.png); `tables` is `load_tables(exp_dir)` if already read.
@@ -84,9 +92,9 @@ def build_report(exp_dir, out_dir, tables=None):
         plots.plot_layers(diagnostics, axes, out_dir / "layers.png")
 
     others = [a for a in axes if a != "loss"]
-    pivot = cells.pivot_table(index=others, columns="loss", values="result", aggfunc="first", sort=False)
-    pivot = pivot.reset_index()
-    pivot.columns.name = None
+    pivot = _pivot(cells, others)
+    raw = f"test_{headline}_raw"  # a regression error in the targets' own units
+    raw_pivot = _pivot(cell_table(runs, raw), others) if raw in runs else None
     ranking = _ranking(cells)
     bad = runs[runs["status"].isin(["diverged", "failed"])]
     datasets = experiment.get("datasets") or [experiment["dataset"]]  # one dataset in older records
@@ -110,6 +118,9 @@ def build_report(exp_dir, out_dir, tables=None):
     ])
     page.heading(f"Test {headline}: mean +- std (n seeds that finished)")
     page.table(pivot)
+    if raw_pivot is not None:
+        page.heading(f"Test {headline}_raw: in the targets' own units")
+        page.table(raw_pivot)
     page.heading("Ranking")
     page.table(ranking)
     if not bad.empty:

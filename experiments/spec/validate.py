@@ -24,7 +24,7 @@ from initializers import INITIALIZERS
 from initializers.registry import label
 from models.builders import MODELS, layer_sizes
 from models.losses import LOSSES, check_loss
-from models.metrics import DEFAULT_METRICS, METRICS
+from models.metrics import DEFAULT_METRICS, METRICS, raw_metrics
 from models.optimizers import OPTIMIZERS
 
 REQUIRED = ("dataset", "initializers", "losses")
@@ -112,6 +112,9 @@ def validate(config, base=None):
             if loss is not None:
                 collect(problems, check_loss, loss, task)
         spec["metrics"] = spec["metrics"] or DEFAULT_METRICS[task]
+        if task == "regression" and isinstance(spec["metrics"], list) and all(isinstance(m, str) for m in
+                                                                               spec["metrics"]):
+            spec["metrics"] = spec["metrics"] + raw_metrics(spec["metrics"])  # errors in the targets' own units
         known = len(problems)
         collect(problems, _check_metrics, spec["metrics"], spec["thresholds"], task)
         if len(problems) == known:  # the monitor is checked against the metrics

@@ -11,6 +11,8 @@ HEADS = {"accuracy": [Head(3, "softmax", "one_hot"), Head(1, "sigmoid", "binary"
          "auc": [Head(1, "sigmoid", "binary")],
          "mean_absolute_error": [Head(2, "linear", "value")], "mean_squared_error": [Head(2, "linear", "value")],
          "root_mean_squared_error": [Head(2, "linear", "value")], "r2": [Head(2, "linear", "value")],
+         **{f"{m}_raw": [Head(2, "linear", "value")]
+            for m in ("mean_absolute_error", "mean_squared_error", "root_mean_squared_error")},
          **{f"top_{k}_accuracy": [Head(6, "softmax", "one_hot")] for k in (2, 3, 5)},
          **{score: [Head(4, "softmax", "one_hot"), Head(2, "softmax", "one_hot"), Head(1, "sigmoid", "binary")]
             for score in ("precision", "recall", "f1")}}
@@ -40,12 +42,14 @@ def test_streaming_sums_give_the_keras_metric_per_member(name, head):
     thresholds = auc_thresholds() if metric.thresholds else np.zeros(0, dtype="float32")
     # two batches, summed as the engine sums an epoch
     halves = [(y[:25], p[:, :25]), (y[25:], p[:, 25:])]
-    sums = sum(tf.concat(metric.sums(tf.broadcast_to(yy[None], pp.shape), tf.constant(pp), thresholds), 1).numpy()
-               for yy, pp in halves)
+    scale = np.array([2.0, 0.5], dtype="float32")  # a raw metric's targets' units; the engine scales what it sums
+    by = scale if metric.raw else 1
+    sums = sum(tf.concat(metric.sums(tf.broadcast_to(yy[None] * by, pp.shape), tf.constant(pp * by), thresholds),
+                         1).numpy() for yy, pp in halves)
     assert sums.shape == (2, metric.columns(thresholds, head.units))
     values = metric.value(sums.astype("float64"), len(y), thresholds)
     for m in range(2):
-        keras_metric = build_metrics([name], head)[0]
+        keras_metric = build_metrics([name], head, scale)[0]
         for yy, pp in halves:
             keras_metric.update_state(yy, pp[m])
         assert values[m] == pytest.approx(float(keras_metric.result()), rel=1e-5, abs=1e-6)
@@ -54,8 +58,23 @@ def test_streaming_sums_give_the_keras_metric_per_member(name, head):
 def test_directions_come_from_the_catalogue():
     assert greater_is_better("val_accuracy") and greater_is_better("test_auc")
     assert not greater_is_better("loss") and not greater_is_better("val_root_mean_squared_error")
-    assert {n for n, m in METRICS.items() if not m.greater_is_better} == {
-        "mean_absolute_error", "mean_squared_error", "root_mean_squared_error"}
+    errors = {"mean_absolute_error", "mean_squared_error", "root_mean_squared_error"}
+    assert {n for n, m in METRICS.items() if not m.greater_is_better} == errors | {e + "_raw" for e in errors}
+
+
+def test_a_raw_error_is_the_error_in_the_targets_own_units():
+    """MAE in raw units = the scaled MAE times the scale (one target); RMSE likewise."""
+    import keras
+
+    rng = np.random.default_rng(2)
+    y, p = rng.normal(size=(30, 1)).astype("float32"), rng.normal(size=(30, 1)).astype("float32")
+    head = Head(1, "linear", "value")
+    raw, plain = build_metrics(["mean_absolute_error_raw", "root_mean_squared_error_raw"], head, [3.0]), [
+        keras.metrics.MeanAbsoluteError(), keras.metrics.RootMeanSquaredError()]
+    for a, b in zip(raw, plain, strict=True):
+        a.update_state(y, p)
+        b.update_state(y * 3, p * 3)
+        assert float(a.result()) == pytest.approx(float(b.result()), rel=1e-6)
 
 
 @pytest.mark.parametrize("units", [1, 2, 4])
