@@ -25,6 +25,8 @@ SEEDS ?= 3
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@# environments made before the switch to tensorflow: tensorflow-cpu shares its folder, so both go
+	! $(PY) -m pip show -q tensorflow-cpu 2>/dev/null || $(PY) -m pip uninstall -y -q tensorflow-cpu tensorflow
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 

@@ -5,9 +5,11 @@ TensorFlow 2.21 logs through absl before absl's logging is set up, so `TF_CPP_MI
 (like `GLOG_minloglevel` and `ABSL_MIN_LOG_LEVEL`) no longer silences it: every process prints
 "All log messages before absl::InitializeLog() ...", the oneDNN notice and the CPU-feature notice,
 twice. `filter_native_logs` routes file descriptor 2 through a pipe whose reader drops absl's INFO
-lines (`I<mmdd> <time> <thread> <file>.cc:<line>] ...`), that preamble and the CPU-feature
-continuation line, and passes everything else on unchanged: warnings and errors (`W`, `E`, `F`
-lines), Python's own output, tracebacks, progress bars, and what child processes print.
+lines (`I<mmdd> <time> <thread> <file>.cc:<line>] ...`), that preamble, the CPU-feature
+continuation line and, on a machine without an NVIDIA GPU, the GPU-capable build's error that
+`cuInit` failed (experiment.json's environment lists the devices used), and passes everything else
+on unchanged: other warnings and errors (`W`, `E`, `F` lines), Python's own output, tracebacks,
+progress bars, and what child processes print.
 """
 
 import atexit
@@ -19,6 +21,7 @@ import threading
 CHATTER = re.compile(
     rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|I\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\] "
+    rb"|E\d{4} [\d:.]+ +\d+ cuda_platform\.cc:\d+\] failed call to cuInit: "
     rb"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.")
 _STATE = {}
 

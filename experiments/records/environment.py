@@ -1,4 +1,5 @@
-"""The environment an experiment ran in: library versions, Python, CPU, and the code's commit."""
+"""The environment an experiment ran in: library versions, Python, CPU, the devices TensorFlow
+trains on, and the code's commit."""
 
 import functools
 import os
@@ -7,7 +8,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-LIBRARIES = ("tensorflow", "tensorflow-cpu", "keras", "keras-tuner", "tensorboard", "numpy", "pandas",
+LIBRARIES = ("tensorflow", "tensorflow-cpu", "nvidia-cudnn-cu12", "keras", "keras-tuner", "tensorboard", "numpy", "pandas",
              "scikit-learn", "matplotlib")
 
 
@@ -46,6 +47,22 @@ def library_versions():
     return dict(_installed_versions())  # a copy: callers may add to it
 
 
+@functools.cache
+def devices():
+    """The devices TensorFlow trains on (`CPU:0`, `GPU:0 NVIDIA ...`), and whether this TensorFlow
+    was built with CUDA. Imports TensorFlow."""
+    import tensorflow as tf
+
+    found = []
+    for device in tf.config.list_physical_devices():
+        name = device.name.removeprefix("/physical_device:")
+        if device.device_type == "GPU":
+            details = tf.config.experimental.get_device_details(device)
+            name += f" {details.get('device_name', '')}".rstrip()
+        found.append(name)
+    return {"devices": found, "built_with_cuda": tf.test.is_built_with_cuda()}
+
+
 def describe():
     """Everything worth recording next to an experiment's results."""
     return {
@@ -53,6 +70,7 @@ def describe():
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        **devices(),
         "commit": _commit(),
         "libraries": library_versions(),
     }

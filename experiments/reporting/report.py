@@ -147,6 +147,7 @@ def build_report(exp_dir, out_dir, tables=None):
     page.heading("Environment")
     page.bullets([
         f"python {env['python']} on {env['platform']}; CPU {env['cpu']} ({env['cpu_count']} cores)",
+        *([f"devices: {', '.join(env['devices'])}"] if "devices" in env else []),  # older records lack them
         f"libraries: {', '.join(f'{k} {v}' for k, v in env['libraries'].items())}",
         f"commit: {env['commit'] or 'unknown'}",
     ])

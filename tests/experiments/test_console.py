@@ -14,8 +14,11 @@ CHATTER = [
     b"I0000 00:00:1795499967.901549    9931 cpu_feature_guard.cc:227] This TensorFlow binary is optimized ...",
     b"To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate "
     b"compiler flags.",
+    b"E0000 00:00:1795511067.894751   30424 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed "
+    b"call to cuInit: UNKNOWN ERROR (303)",  # the GPU-capable build on a machine without a GPU
 ]
 KEPT = [b"W0000 00:00:1795505418.156101   25974 loader.cc:12] a real warning", b"error: config needs dataset",
+        b"E0000 00:00:1795511067.894751   30424 cuda_driver.cc:12] out of memory",
         b"notice: tiny: 2 runs ...", b"Traceback (most recent call last):", b"I am a user's line"]
 
 
