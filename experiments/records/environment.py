@@ -8,8 +8,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-LIBRARIES = ("tensorflow", "tensorflow-cpu", "nvidia-cudnn-cu12", "keras", "keras-tuner", "tensorboard", "numpy", "pandas",
-             "scikit-learn", "matplotlib")
+LIBRARIES = ("tensorflow", "tensorflow-cpu", "nvidia-cudnn-cu12", "keras", "keras-tuner", "tensorboard", "numpy",
+             "pandas", "scikit-learn", "matplotlib")
 
 
 def _cpu_model():
