@@ -31,8 +31,9 @@ def _parser():
         sub.add_argument("config", help="experiment config: a TOML file, or a shipped config by name, e.g. "
                                         "digits_init_x_loss (init-loss-lab list configs)")
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
-                         help="override a config field, parsed as a literal: epochs=1, \"seeds=[0]\", "
-                              "dataset.noise=0.3 (repeatable)")
+                         help="override a config field; the value is read as TOML, else as a Python literal: "
+                              "epochs=1, \"seeds=[0, 1]\", dataset.noise=0.3, 'optimizer={ name = \"sgd\" }' "
+                              "(repeatable)")
         return sub
 
     run = with_config("run", "run an experiment grid (finished runs are skipped), then write its report")

@@ -96,6 +96,7 @@ def _fits(value, default):
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_OURS = ("experiments", "models", "initializers")  # their parts are in the catalogues, by name
 _REFERENCE = re.compile(r"(?P<where>[^:]+\.py|[A-Za-z_][\w.]*):(?P<attr>[A-Za-z_]\w*)")
 
 
@@ -147,10 +148,14 @@ def import_reference(reference, base=None):
             sys.modules[module_name] = module  # dataclasses and pickling look modules up by name
             spec.loader.exec_module(module)
         else:
+            top = where.split(".")[0]
+            if top in sys.stdlib_module_names or top in sys.builtin_module_names or top in _OURS:
+                raise ValueError(f"{reference!r}: {top!r} is {'ours' if top in _OURS else 'Python'}'s own; a "
+                                 "reference names your code (a module of yours, or a file)")
             module = importlib.import_module(where)
     except ValueError:
         raise
-    except Exception as e:  # noqa: BLE001 - the user's module may raise anything on import
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's module may raise anything on import
         raise ValueError(f"{reference!r}: importing it failed: {type(e).__name__}: {e}") from None
     if not hasattr(module, attr):
         raise ValueError(f"{reference!r}: {where} has no {attr!r}")

@@ -71,7 +71,11 @@ def register_recorded(parts):
             where, attr = source["reference"].rsplit(":", 1)
             reference = f"{source['path']}:{attr}" if where.endswith(".py") else source["reference"]
             try:
-                REGISTER[kind](name, import_reference(reference)[1], source)
+                _, obj, now = import_reference(reference)
+                if now["sha256"] != source["sha256"]:
+                    raise ValueError(f"{now['path'] or reference} changed since the experiment ran (sha256 "
+                                     f"{str(now['sha256'])[:12]}, recorded {str(source['sha256'])[:12]})")
+                REGISTER[kind](name, obj, source)
             except ValueError as e:
                 raise ValueError(f"{kind} {name!r} of this experiment: {e}; register it first "
                                  f"(experiments.register_{kind})") from None

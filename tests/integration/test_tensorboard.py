@@ -85,8 +85,9 @@ def test_hparams_declare_every_value_of_every_axis_and_the_metrics_by_group(boar
                        "initializer": ["he_normal", "zeros"], "loss": ["huber", "mean_squared_error"],
                        "optimizer": ["sgd"], "learning_rate": [0.01, 1000.0], "batch_size": [32]}
     metrics = {(m["name"]["group"], m["name"]["tag"]) for m in experiment["metricInfos"]}
+    errors = ("mean_absolute_error", "root_mean_squared_error")
     assert metrics == {(g, f"epoch_{m}") for g in ("train", "validation", "test")
-                       for m in ("loss", "mean_absolute_error", "root_mean_squared_error")}
+                       for m in ("loss", *errors, *(e + "_raw" for e in errors))}
 
 
 def test_a_session_group_per_cell_with_the_true_statuses(board):

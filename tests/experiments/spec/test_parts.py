@@ -53,6 +53,9 @@ def test_a_module_reference_and_a_users_model_and_dataset(folder, monkeypatch):
     ("./my_parts.py:batch_mean_squared", "initializers", "parameter 'y_pred' has no default"),
     ("./my_parts.py:swishy", "initializers", "failed on a (4, 3) kernel"),
     ("no_such_module_xyz:f", "losses", "importing it failed: ModuleNotFoundError"),
+    ("os:system", "losses", "'os' is Python's own; a reference names your code"),
+    ("shutil:rmtree", "initializers", "'shutil' is Python's own"),
+    ("experiments.cli:main", "losses", "'experiments' is ours"),
     ("./my_parts.py:scaled_normal", "losses", "loss 'scaled_normal' failed on a binary batch of 5"),
 ])
 def test_a_bad_reference_is_one_line_naming_it_before_anything_trains(folder, value, field, message):
