@@ -44,6 +44,13 @@ class Result:
     trained: int = 0  # runs this call trained (0 for `load`)
 
 
+def _quiet():
+    """Filter TensorFlow's start-up chatter, which comes with its import (validating a user's own
+    parts imports it too)."""
+    if "tensorflow" not in sys.modules:
+        filter_native_logs()
+
+
 def run(config, output=".", overrides=None, overwrite=False, progress=True):
     """Train every unfinished run of an experiment, write its report and TensorBoard records, and
     return its tables.
@@ -59,14 +66,13 @@ def run(config, output=".", overrides=None, overwrite=False, progress=True):
         ValueError: a bad config (`SpecError`, one line per problem) or output folder; nothing on
             disk has changed then.
     """
+    _quiet()
     loaded = dict(config) if isinstance(config, dict) else load_config(config)
     if isinstance(overrides, dict):
         loaded = apply_values(loaded, overrides)
     elif overrides:
         loaded = apply_overrides(loaded, list(overrides))
     spec, datasets = validate(loaded, base=None if isinstance(config, dict) else locate_config(config).parent)
-    if "tensorflow" not in sys.modules:  # TensorFlow's start-up chatter comes with its import
-        filter_native_logs()
     exp_dir, trained, _ = run_experiment(spec, datasets, output, overwrite, progress=progress)
     report_experiment(exp_dir, output, spec.name)
     result = load(spec.name, output)
@@ -87,6 +93,7 @@ def load_model(path):
     """A run's saved model, `<run folder>/model.keras` (or the file itself), as Keras loads it,
     with the user's own parts its experiment used registered first (imported from the files that
     experiment.json records), so that it predicts as it did in training."""
+    _quiet()
     import keras
 
     import initializers.user  # noqa: F401 - registers the Keras classes a user's parts save as

@@ -1,8 +1,10 @@
 """Datasets: embedded (scikit-learn), generated, or read from a local file the user names.
 
-Nothing is downloaded. Every dataset goes through the same preparation: a deterministic
-(stratified, for classification) train/validation/test split, optional label noise or target
-outliers injected into the training split only, and input standardization fitted on train only.
+Nothing is downloaded, except MNIST and Fashion-MNIST by `keras.datasets` when neither a path nor
+Keras' cache file holds them (and `download` is not false). Every dataset goes through the same
+preparation: a deterministic (stratified, for classification) train/validation/test split (or the
+splits a user gives as files), optional label noise or target outliers injected into the training
+split only, and input standardization fitted on train only.
 Regression targets are scaled (`target_scaling`: by default the training median and interquartile
 range, robust to the outliers a user may have asked for), so losses and errors are in those
 units; the `_raw` metrics give the errors in the targets' own units. Generated datasets are drawn
