@@ -119,8 +119,7 @@ def register_initializer(name, obj, source=None):
     def make(seed=None, **given):
         return UserInitializer(name, seed, given, obj)
 
-    reference = f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', name)}"
-    INITIALIZERS.register(name, Entry(params, make=make, source=source or source_of(obj, reference), obj=obj))
+    INITIALIZERS.register(name, Entry(params, make=make, source=source or source_of(obj), obj=obj))
     try:
         values = np.asarray(get(name, seed=0)((4, 3), dtype="float32"))
     except Exception as e:  # noqa: BLE001 - the user's code may raise anything

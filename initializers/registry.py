@@ -105,9 +105,10 @@ def is_reference(value):
     return isinstance(value, str) and _REFERENCE.fullmatch(value) is not None
 
 
-def source_of(obj, reference):
-    """What experiment.json records of a user's object: its reference, source file and the file's
-    SHA-256 (of its source text when it has no file, as in a notebook)."""
+def source_of(obj, reference=None):
+    """What experiment.json records of a user's object: its reference (default `module:qualname`),
+    source file and the file's SHA-256 (of its source text when it has no file, as in a notebook)."""
+    reference = reference or f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', '?')}"
     try:
         path = inspect.getsourcefile(obj)
     except TypeError:

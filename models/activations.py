@@ -37,7 +37,6 @@ def register_activation(name, fn, source=None):
     if y.shape != x.shape or not np.all(np.isfinite(y)):
         raise ValueError(f"activation {name!r} must return finite values of its input's shape; on (2, 2, 3) it "
                          f"returned shape {y.shape}")
-    reference = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', name)}"
-    ACTIVATIONS.register(name, Entry(note="your own", obj=fn, source=source or source_of(fn, reference),
+    ACTIVATIONS.register(name, Entry(note="your own", obj=fn, source=source or source_of(fn),
                                      make=lambda: UserActivation(name, fn)))
     remember("activation", name, fn)

@@ -250,8 +250,7 @@ def register_model(name, fn, source=None):
         params = keyword_params(fn, fixed=("initializer",), positional=2)
     except ValueError as e:
         raise ValueError(f"model {name!r}: {e}") from None
-    reference = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', name)}"
-    MODELS.register(name, Entry(params, note="your own", obj=fn, source=source or source_of(fn, reference)))
+    MODELS.register(name, Entry(params, note="your own", obj=fn, source=source or source_of(fn)))
 
 
 def _user_layer_sizes(spec, input_shape, units, head_activation):

@@ -102,8 +102,7 @@ def register_loss(name, fn, source=None):
     except ValueError as e:
         raise ValueError(f"loss {name!r}: {e}") from None
     stacked = try_pairwise("loss", name, lambda y, p: fn(y, p, **params), tasks)
-    reference = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', name)}"
     LOSSES.register(name, Entry(params, note="your own", tasks=tasks, stacked=stacked, obj=fn,
-                                source=source or source_of(fn, reference),
+                                source=source or source_of(fn),
                                 make=lambda **given: UserLoss(name, given, fn)))
     remember("loss", name, fn)

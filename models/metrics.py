@@ -258,10 +258,9 @@ def register_metric(name, fn, source=None):
 
         return [tf.reduce_sum(tf.cast(fn(y, p), "float32"), axis=1)[:, None]]
 
-    reference = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', name)}"
     METRICS[name] = Metric(tasks, bool(getattr(fn, "greater_is_better", False)),
                            lambda metric, head: UserMetric(metric, fn), sums if stacked else None, _mean,
-                           source=source or source_of(fn, reference), obj=fn)
+                           source=source or source_of(fn), obj=fn)
     remember("metric", name, fn)
 
 

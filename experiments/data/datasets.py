@@ -353,9 +353,8 @@ def register_dataset(name, fn, source=None):
         _check_arrays(name, ["x", "y", "x_test", "y_test"][:len(arrays)], arrays, "its loader")
         return arrays[0], arrays[1], options["task"], ({"test": tuple(arrays[2:])} if arrays[2:] else {})
 
-    reference = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', name)}"
     entry = _entry("your own", **params, task=getattr(fn, "task", "auto"))
-    DATASETS.register(name, dataclasses.replace(entry, source=source or source_of(fn, reference), obj=fn))
+    DATASETS.register(name, dataclasses.replace(entry, source=source or source_of(fn), obj=fn))
     _LOADERS[name] = load
 
 
