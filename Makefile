@@ -17,6 +17,10 @@ DEFAULT_CONFIGS := experiments/configs/digits_init_x_loss.toml \
 TUNE_CONFIG ?= experiments/configs/digits_tune.toml
 WORKERS ?= 0
 
+# make test [PYTEST_ARGS="-n 2 -k saved"]: two pytest-xdist workers, a test file per worker at a time
+# (module fixtures are shared within a file); PYTEST_ARGS="-n 0" runs in one process
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 # make bench [SEEDS="1 3 10"]: the benchmark scripts (engines: seed counts of the default digits
 # grid; the engines' agreement by depth; the cost of full diagnostics; tuning throughput)
 SEEDS ?= 3
