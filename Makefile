@@ -25,7 +25,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 # grid; the engines' agreement by depth; the cost of full diagnostics; tuning throughput)
 SEEDS ?= 3
 
-.PHONY: install run experiment tune claims report tensorboard test bench lint clean distclean
+.PHONY: install browser run experiment tune claims report tensorboard test bench lint clean distclean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,7 +59,14 @@ report: $(STAMP)
 tensorboard: $(STAMP)
 	$(PY) -m experiments tensorboard $(EXPERIMENT) --output $(OUTPUT) --port $(PORT)
 
-test: $(STAMP)
+# the browser tests drive Debian's chromium through its chromium-driver (no browser download works
+# here); installed when missing, which needs root (CI runs as root)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		test "$$(id -u)" = 0 || { echo "make test needs chromium and chromium-driver: sudo apt-get install chromium chromium-driver"; exit 2; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -1,5 +1,5 @@
-"""Shared fixtures: an autouse seed, quiet TensorFlow, tiny real configs written as TOML, and a
-real `tensorboard` server on 127.0.0.1."""
+"""Shared fixtures: an autouse seed, quiet TensorFlow, tiny real configs written as TOML, a real
+`tensorboard` server on 127.0.0.1, and a real browser (Debian's headless Chromium)."""
 
 import contextlib
 import json
@@ -7,6 +7,7 @@ import os
 import queue
 import random
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -141,3 +142,27 @@ def tensorboard_server():
 def wait():
     """`wait(check, what, timeout=90)`: poll until `check()` is true (see `wait_until`)."""
     return wait_until
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium from Debian's packages, driven through Debian's chromedriver by selenium
+    (`make browser` installs both; no browser download works here); quit at the session's end."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver_path):
+        pytest.fail("the browser tests need chromium and chromium-driver: make browser (as root), or "
+                    "apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1600,1000", "--lang=en-US"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -1,6 +1,6 @@
 """Parsers of what the suite rendered, for tests that compare a page's cells with the CSVs:
-Markdown pipe tables, HTML tables (`html.parser`), console tables; each returns a list of
-tables, each a (header, rows) pair of unescaped text."""
+Markdown pipe tables, HTML tables (`html.parser`), console tables, and the tables a real browser
+shows; each returns a list of tables, each a (header, rows) pair of unescaped text."""
 
 import html
 import re
@@ -106,3 +106,23 @@ def html_text(text):
     parser = Text()
     parser.feed(text)
     return "".join(parser.parts)
+
+
+_SHOWN_TABLES = """
+return Array.from(document.querySelectorAll('table')).map(table => {
+  const rows = Array.from(table.querySelectorAll('tr')).map(
+    row => Array.from(row.querySelectorAll('th, td')).map(cell => cell.innerText.trim()));
+  return [rows[0], rows.slice(1)];
+});
+"""
+_IMAGES = """
+return Array.from(document.images).map(image => [image.getAttribute('src'), image.complete && image.naturalWidth > 0]);
+"""
+
+
+def shown_tables(driver, path):
+    """The tables a browser shows on the page at `path` (header and rows of their visible text),
+    and its images as (src, loaded) pairs."""
+    driver.get(path.resolve().as_uri())
+    tables = [(header, rows) for header, rows in driver.execute_script(_SHOWN_TABLES)]
+    return tables, [tuple(image) for image in driver.execute_script(_IMAGES)]

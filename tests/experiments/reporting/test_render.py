@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_config
-from rendered import console_tables, html_tables, html_text, markdown_tables, markdown_unescape
+from rendered import console_tables, html_tables, html_text, markdown_tables, markdown_unescape, shown_tables
 
 from experiments import cli
 from experiments.reporting.render import cell_text, console_table, html_table, markdown_table
@@ -29,13 +29,17 @@ def _same(shown, frame, digits=4, where=""):
         assert row == [cell_text(v, digits) for v in expected], (where, row)
 
 
-def _pages(md_path):
-    """The Markdown tables and the HTML tables of a page, which must be the same tables."""
+def _pages(md_path, browser):
+    """The Markdown tables, the HTML tables of a page and the tables a real browser shows of it,
+    which must be the same tables; every image of the page loads in the browser."""
     md = markdown_tables(md_path.read_text())
     html_path = md_path.with_suffix(".html")
     page = html_path.read_text()
     assert "<script" not in page and "<img src=x" not in page  # user text is text, never markup
     assert html_tables(page) == md
+    shown, images = shown_tables(browser, html_path)
+    assert shown == [(header, rows) for header, rows in md], html_path.name
+    assert images and all(loaded for _, loaded in images), images
     return md, page
 
 
@@ -85,9 +89,9 @@ def nasty(tmp_path_factory):
     return out
 
 
-def test_the_experiment_report_shows_its_csvs(nasty):
+def test_the_experiment_report_shows_its_csvs(nasty, browser):
     reports = nasty / "reports" / "nasty"
-    tables, page = _pages(reports / "report.md")
+    tables, page = _pages(reports / "report.md", browser)
     cells, runs = _csv(reports / "cells.csv"), _csv(reports / "runs.csv")
     assert NASTY in html_text(page) and NASTY in markdown_unescape((reports / "report.md").read_text())
     pivot, ranking, diagnostics = tables
@@ -108,9 +112,9 @@ def test_the_experiment_report_shows_its_csvs(nasty):
                                                                       "diag_end_distinct_units")]
 
 
-def test_the_tuner_report_and_console_show_their_csvs(nasty, capsys):
+def test_the_tuner_report_and_console_show_their_csvs(nasty, browser, capsys):
     reports = nasty / "reports" / "nasty_tune"
-    tables, page = _pages(reports / "tune.md")
+    tables, page = _pages(reports / "tune.md", browser)
     tuned, best, trials = (_csv(reports / f"{n}.csv") for n in ("tuned", "best", "trials"))
     assert NASTY in html_text(page)
     shown = tables[0]
@@ -128,9 +132,9 @@ def test_the_tuner_report_and_console_show_their_csvs(nasty, capsys):
     _same(console, tuned, digits=6, where="console")
 
 
-def test_the_claims_report_shows_its_csvs(nasty):
+def test_the_claims_report_shows_its_csvs(nasty, browser):
     reports = nasty / "reports" / "claims"
-    tables, page = _pages(reports / "claims.md")
+    tables, page = _pages(reports / "claims.md", browser)
     claims, checks = _csv(reports / "claims.csv"), _csv(reports / "checks.csv")
     _same(tables[0], claims, where="claims")
     header, rows = tables[1]
