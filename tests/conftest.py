@@ -125,6 +125,7 @@ def _serve_tensorboard(logdir):
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.loads(response.read())
 
+        get.base = base  # the server's address, for a browser
         yield get, post
     finally:
         server.terminate()

@@ -93,7 +93,8 @@ def measure(names, kinds, kernels, biases, outputs, gradients):
                 zip(names, kinds, kernels, biases, outputs, gradients, strict=True)):
             units = bias.shape[1]
             out, grad = out.reshape(members, -1, units).astype("float64"), grad.astype("float64")
-            put(f"activation_mean/{name}", out.mean(axis=(1, 2)))
+            if kind != "softmax":  # a softmax's mean output is 1/units whatever the weights: no information
+                put(f"activation_mean/{name}", out.mean(axis=(1, 2)))
             put(f"activation_std/{name}", out.std(axis=(1, 2)))
             spread.append(grad.reshape(members, -1).std(axis=1))
             put(f"gradient_std/{name}", spread[-1])

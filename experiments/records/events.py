@@ -3,18 +3,20 @@
     <experiment>/                          HParams experiment config (every declared value of every
                                            axis, the metrics and their groups), custom-scalars layout,
                                            resolved config and environment as text, report plots
-    <experiment>/<dataset>/<cell>/seed_<k>/              a run: HParams session start and end (the
-                                                         true status; its reason as text), config text,
-                                                         per-layer diagnostics: scalars <quantity>/<layer>,
-                                                         kernel/<layer> and bias/<layer> histograms
-                                         .../train/      epoch_<metric> per epoch
-                                         .../validation/ epoch_<metric> per epoch (history's val_<metric>)
-                                         .../test/       epoch_<metric> once, at the last epoch
-    <experiment>/<dataset>/<cell>/mean_std/              per cell, over the seeds that finished:
-                                                         <metric>/mean, /lower, /upper (mean -+ std)
+    <experiment>/<dataset>/<cell>/seed_<k>/  a run: HParams session start and end (the true status;
+                                             its reason as text), config text; scalars train/<metric>
+                                             and validation/<metric> per epoch, test/<metric> once at
+                                             the last epoch; per-layer diagnostics: scalars
+                                             <quantity>/<layer>, kernel/<layer> and bias/<layer>
+                                             histograms
+    <experiment>/<dataset>/<cell>/mean_std/  per cell, over the seeds that finished: <split>/<metric>,
+                                             the mean, and band/<split>/<metric>/lower and /upper
+                                             (mean -+ std) for the margin charts
 
-The HParams session group of a run is its cell, and the seed is not an hparam, so a cell's seed
-repeats form one group. Events are written with TensorBoard's own protobuf writers, not TensorFlow
+The splits are tag groups of one run per seed (not subruns), so the run selector lists a run per
+seed and one per cell, and the URL `tensorboard_url` gives shows the cells' means. The HParams
+session group of a run is its cell, and the seed is not an hparam, so a cell's seed repeats form
+one group. Events are written with TensorBoard's own protobuf writers, not TensorFlow
 ops: the same files `tf.summary` writes, without an op dispatch per value.
 """
 
@@ -137,13 +139,8 @@ class RunLog(Events):
         self.text("", "config", _code(config))
 
     def metrics(self, step, logs):
-        """Write `{metric: value}` with train/val_/test_ prefixes to their groups."""
-        groups = {}
-        for key, value in logs.items():
-            group, name = split_metric(key)
-            groups.setdefault(group, {})[f"epoch_{name}"] = value
-        for group, values in groups.items():
-            self.scalars(group, step, values)
+        """Write `{metric: value}` (train, val_, test_ prefixes) as `<split>/<metric>` tags."""
+        self.scalars("", step, {"/".join(split_metric(key)): value for key, value in logs.items()})
 
     def diagnostics(self, step, scalars, histograms):
         """Per-layer diagnostics, in the run's own folder (another writer per run costs more)."""
@@ -171,8 +168,18 @@ def session_hparams(axes):
 
 def run_log(run_dir, run):
     """A run's TensorBoard log, the sink `rundir.RunRecorder` writes to: its HParams session is
-    grouped by the run's cell folder."""
-    return RunLog(run_dir, run.run_id.rsplit("/", 1)[0], session_hparams(run.axes), run.config.as_dict())
+    grouped by the run's cell, named by its label (`he_normal | huber`)."""
+    return RunLog(run_dir, run.cell, session_hparams(run.axes), run.config.as_dict())
+
+
+def tensorboard_url(port, headline):
+    """The address that opens an experiment's TensorBoard on the comparison: Time Series with the
+    cells' mean runs only (`runFilter`), the validation charts (`tagFilter`) and unsmoothed curves
+    (`smoothing`): TensorBoard's own deep-link parameters (webapp/routes/dashboard_deeplink_provider)."""
+    import urllib.parse
+
+    query = urllib.parse.urlencode({"runFilter": MEAN_STD, "tagFilter": "^(validation|test)/", "smoothing": 0})
+    return f"http://127.0.0.1:{port}/?{query}#timeseries"
 
 
 def hparams_config(spec, runs):
@@ -182,11 +189,22 @@ def hparams_config(spec, runs):
     from tensorboard.plugins.hparams import api as hp
 
     values = [session_hparams(r) for r in runs]
-    hparams = [hp.HParam(key, hp.Discrete(list(dict.fromkeys(v[key] for v in values)))) for key in values[0]]
+    domains = {key: list(dict.fromkeys(v[key] for v in values)) for key in values[0]}
+    varying = {key: domain for key, domain in domains.items() if len(domain) > 1} or domains  # no fixed columns
+    hparams = [hp.HParam(key, hp.Discrete(domain)) for key, domain in varying.items()]
+    return hp.hparams_config_pb(hparams=hparams, metrics=session_metrics(spec.metrics, ("test", "validation", "train")))
+
+
+def session_metrics(metrics, splits):
+    """The HParams metrics, `<split>/<metric>`, in the order the dashboard shows them (it ticks the
+    first five): the headline metric and the loss of each split in turn, then the other metrics."""
+    from tensorboard.plugins.hparams import api as hp
+
     kinds = {"train": hp.Metric.TRAINING, "validation": hp.Metric.VALIDATION, "test": None}
-    metrics = [hp.Metric(f"epoch_{m}", group=group, display_name=f"{group} {m}", dataset_type=kinds[group])
-               for group in GROUPS.values() for m in ["loss", *spec.metrics]]
-    return hp.hparams_config_pb(hparams=hparams, metrics=metrics)
+    first = [(split, m) for split in splits for m in (metrics[0], "loss")]
+    rest = [(split, m) for split in splits for m in metrics[1:]]
+    return [hp.Metric(f"{split}/{m}", display_name=f"{split} {m}", dataset_type=kinds[split])
+            for split, m in first + rest]
 
 
 def _margin_layout(tags):
@@ -197,7 +215,7 @@ def _margin_layout(tags):
 
     series = layout_pb2.MarginChartContent.Series
     charts = [layout_pb2.Chart(title=f"{tag} (mean +- std over seeds)", margin=layout_pb2.MarginChartContent(
-        series=[series(value=f"{tag}/mean", lower=f"{tag}/lower", upper=f"{tag}/upper")])) for tag in tags]
+        series=[series(value=tag, lower=f"band/{tag}/lower", upper=f"band/{tag}/upper")])) for tag in tags]
     layout = layout_pb2.Layout(category=[layout_pb2.Category(title="mean +- std over seeds", chart=charts)])
     tensor = tensor_util.make_tensor_proto(np.array(layout.SerializeToString(), dtype=np.object_))
     return Summary(value=[Summary.Value(tag=metadata.CONFIG_SUMMARY_TAG, metadata=metadata.create_summary_metadata(),
@@ -215,8 +233,14 @@ def _image(tag, png):
 
 
 def curve_tags(spec):
-    """The per-epoch metrics that get mean +- std runs: `train_<m>` and `val_<m>`."""
+    """The per-epoch metrics that get mean +- std runs, as epochs.csv names them: `val_<m>`, `train_<m>`."""
     return [f"{split}_{m}" for m in ["loss", *spec.metrics] for split in ("val", "train")]
+
+
+def _tag(column):
+    """epochs.csv's `val_accuracy` -> the tag `validation/accuracy`."""
+    split, metric = column.split("_", 1)
+    return f"{GROUPS[split + '_'] if split == 'val' else split}/{metric}"
 
 
 def write_experiment(exp_dir, report_dir=None, tables=None):
@@ -230,7 +254,7 @@ def write_experiment(exp_dir, report_dir=None, tables=None):
         store.remove(old, exp_dir)
     events = Events(exp_dir)
     events.write("", 0, hparams_config(spec, experiment["runs"]))
-    events.write("", 0, _margin_layout(curve_tags(spec)))
+    events.write("", 0, _margin_layout([_tag(c) for c in curve_tags(spec)]))
     events.text("", "config", _code(spec.as_dict()))
     events.text("", "environment", _code(experiment["environment"]))
     for png in sorted(Path(report_dir).glob("*.png")) if report_dir else []:
@@ -255,8 +279,9 @@ def write_mean_std(exp_dir, spec, runs, epochs):
         events = Events(Path(exp_dir) / cell / MEAN_STD)
         for epoch, row in stats.iterrows():
             values = {}
-            for tag in tags:
-                mean, std = row[(tag, "mean")], np.nan_to_num(row[(tag, "std")])  # one seed: no spread
-                values.update({f"{tag}/mean": mean, f"{tag}/lower": mean - std, f"{tag}/upper": mean + std})
+            for column in tags:
+                mean, std = row[(column, "mean")], np.nan_to_num(row[(column, "std")])  # one seed: no spread
+                tag = _tag(column)
+                values.update({tag: mean, f"band/{tag}/lower": mean - std, f"band/{tag}/upper": mean + std})
             events.scalars("", int(epoch), values)
         events.close()

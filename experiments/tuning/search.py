@@ -22,7 +22,7 @@ from pathlib import Path
 
 from experiments.records import store
 from experiments.records.environment import describe
-from experiments.records.events import Events
+from experiments.records.events import Events, session_metrics
 from experiments.reporting.tune_report import SEARCH, build_tune_report
 from experiments.runner import run_experiment
 from experiments.spec import expand
@@ -52,9 +52,7 @@ def write_hparams_config(search_dir, spec):
                hp.HParam("learning_rate", hp.RealInterval(float(tune.learning_rate.min),
                                                           float(tune.learning_rate.max))),
                hp.HParam("batch_size", hp.Discrete(list(tune.batch_size)))]
-    metrics = [hp.Metric(f"epoch_{m}", group=group, display_name=f"{group} {m}", dataset_type=kind)
-               for group, kind in (("train", hp.Metric.TRAINING), ("validation", hp.Metric.VALIDATION))
-               for m in ["loss", *spec.metrics]]
+    metrics = session_metrics(spec.metrics, ("validation", "train"))
     for old in Path(search_dir).glob("events.out.tfevents.*"):
         store.remove(old, search_dir)
     events = Events(search_dir)

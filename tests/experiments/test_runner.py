@@ -60,12 +60,12 @@ def test_each_run_folder_is_its_whole_record(tiny):
 def test_tensorboard_scalars_equal_the_history(tiny):
     run_dir = tiny / "moons" / "he_normal__mean_squared_error" / "seed_0"
     history = pd.read_csv(run_dir / "history.csv")
-    validation = _scalars(run_dir / "validation", "epoch_accuracy")
+    validation = _scalars(run_dir, "validation/accuracy")  # the splits are tag groups of the run
     assert validation == pytest.approx(dict(zip(history["epoch"], history["val_accuracy"], strict=True)))
-    train = _scalars(run_dir / "train", "epoch_loss")
+    train = _scalars(run_dir, "train/loss")
     assert train == pytest.approx(dict(zip(history["epoch"], history["loss"], strict=True)))
     result = json.loads((run_dir / "result.json").read_text())
-    assert _scalars(run_dir / "test", "epoch_accuracy") == pytest.approx({2: result["test_accuracy"]})
+    assert _scalars(run_dir, "test/accuracy") == pytest.approx({2: result["test_accuracy"]})
     session = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
     session.Reload()
     assert {"_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(session.Tags()["tensors"])

@@ -37,7 +37,7 @@ def board(tmp_path_factory, tensorboard_server, wait):
     runs = pd.read_csv(out / "reports" / "tb" / "runs.csv")
 
     with tensorboard_server(exp_dir) as (get, post):
-        expected = {f"{r}/{group}" for r in runs["run_id"] for group in ("train", "validation")}
+        expected = set(runs["run_id"])
 
         def loaded():  # every run is there and every session has ended, as the server sees it
             if not expected <= set(get("/data/runs")):
@@ -57,7 +57,7 @@ def test_runs_are_named_for_the_run_selector(board):
     served = set(get("/data/runs"))
     for run_id in runs["run_id"]:
         assert re.fullmatch(r"regression/(he_normal|zeros)__(mean_squared_error|huber)__lr[\d.]+/seed_\d", run_id)
-        assert {run_id, f"{run_id}/train", f"{run_id}/validation"} <= served
+        assert run_id in served and f"{run_id}/train" not in served  # splits are tags, not subruns
     ok_cells = {r.rsplit("/", 1)[0] for r in runs.loc[runs["status"] == "ok", "run_id"]}
     assert {f"{cell}/mean_std" for cell in ok_cells} <= served
 
@@ -67,27 +67,31 @@ def test_scalars_are_the_values_the_runs_recorded(board):
     for _, run in runs.iterrows():
         history = pd.read_csv(exp_dir / run["run_id"] / "history.csv")
         for column in history.columns.drop("epoch"):
-            group, tag = ("validation", column[4:]) if column.startswith("val_") else ("train", column)
-            served = get("/data/plugin/scalars/scalars", run=f"{run['run_id']}/{group}", tag=f"epoch_{tag}")
+            tag = f"validation/{column[4:]}" if column.startswith("val_") else f"train/{column}"
+            served = get("/data/plugin/scalars/scalars", run=run["run_id"], tag=tag)
             assert [step for _, step, _ in served] == history["epoch"].tolist()
             values = np.array([float(v) for _, _, v in served])
             np.testing.assert_allclose(values, history[column].to_numpy(), rtol=1e-6)
         if run["status"] == "ok":
-            served = get("/data/plugin/scalars/scalars", run=f"{run['run_id']}/test", tag="epoch_loss")
+            served = get("/data/plugin/scalars/scalars", run=run["run_id"], tag="test/loss")
             assert served[0][2] == pytest.approx(run["test_loss"], rel=1e-6)
 
 
-def test_hparams_declare_every_value_of_every_axis_and_the_metrics_by_group(board):
+def test_hparams_declare_the_axes_that_vary_and_the_headline_metrics_first(board):
     _, post, _, _, _ = board
     experiment = post("/data/plugin/hparams/experiment", {"experimentName": ""})
     domains = {h["name"]: h["domainDiscrete"] for h in experiment["hparamInfos"]}
-    assert domains == {"dataset": ["regression(n_samples=300)"], "model": ["mlp(widths=[8, 8])"],
-                       "initializer": ["he_normal", "zeros"], "loss": ["huber", "mean_squared_error"],
-                       "optimizer": ["sgd"], "learning_rate": [0.01, 1000.0], "batch_size": [32]}
-    metrics = {(m["name"]["group"], m["name"]["tag"]) for m in experiment["metricInfos"]}
+    # dataset, model, optimizer and batch size have one value here: no column that cannot vary
+    assert domains == {"initializer": ["he_normal", "zeros"], "loss": ["huber", "mean_squared_error"],
+                       "learning_rate": [0.01, 1000.0]}
+    metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+    assert {m["name"].get("group", "") for m in experiment["metricInfos"]} == {""}  # tags of the session's run
+    # TensorBoard ticks the first five: the test headline and loss, then validation's, then train's
+    assert metrics[:6] == ["test/mean_absolute_error", "test/loss", "validation/mean_absolute_error",
+                           "validation/loss", "train/mean_absolute_error", "train/loss"]
     errors = ("mean_absolute_error", "root_mean_squared_error")
-    assert metrics == {(g, f"epoch_{m}") for g in ("train", "validation", "test")
-                       for m in ("loss", *errors, *(e + "_raw" for e in errors))}
+    assert set(metrics) == {f"{split}/{m}" for split in ("train", "validation", "test")
+                            for m in ("loss", *errors, *(e + "_raw" for e in errors))}
 
 
 def test_a_session_group_per_cell_with_the_true_statuses(board):
@@ -95,8 +99,9 @@ def test_a_session_group_per_cell_with_the_true_statuses(board):
     assert groups["totalSize"] == runs["cell"].nunique() == 8
     status = dict(zip(runs["run_id"], runs["status"], strict=True))
     seen = {}
+    cells = dict(zip(runs["run_id"], runs["cell"], strict=True))
     for group in groups["sessionGroups"]:
-        assert {s["name"].rsplit("/", 1)[0] for s in group["sessions"]} == {group["name"]}
+        assert {cells[s["name"]] for s in group["sessions"]} == {group["name"]}  # named by the cell's label
         assert "seed" not in group["hparams"]
         for session in group["sessions"]:
             seen[session["name"]] = session["status"]
@@ -122,13 +127,15 @@ def test_mean_std_runs_and_their_margin_charts(board):
     get, _, runs, exp_dir, _ = board
     layout = get("/data/plugin/custom_scalars/layout")
     series = [s for c in layout["category"] for chart in c["chart"] for s in chart["margin"]["series"]]
-    assert {"value": "val_loss/mean", "lower": "val_loss/lower", "upper": "val_loss/upper"} in series
+    assert {"value": "validation/loss", "lower": "band/validation/loss/lower",
+            "upper": "band/validation/loss/upper"} in series
     ok = runs[runs["status"] == "ok"]
     cell = ok["run_id"].iloc[0].rsplit("/", 1)[0]
     seeds = [pd.read_csv(exp_dir / r / "history.csv")["val_loss"] for r in ok["run_id"] if r.startswith(cell + "/")]
     mean, std = np.mean(seeds, axis=0), np.std(seeds, axis=0, ddof=1)
-    served = {name: [v for _, _, v in get("/data/plugin/scalars/scalars", run=f"{cell}/mean_std",
-                                          tag=f"val_loss/{name}")] for name in ("mean", "lower", "upper")}
+    tags = {"mean": "validation/loss", "lower": "band/validation/loss/lower", "upper": "band/validation/loss/upper"}
+    served = {name: [v for _, _, v in get("/data/plugin/scalars/scalars", run=f"{cell}/mean_std", tag=tag)]
+              for name, tag in tags.items()}
     np.testing.assert_allclose(served["mean"], mean, rtol=1e-6)
     np.testing.assert_allclose(served["upper"], mean + std, rtol=1e-6)
     np.testing.assert_allclose(served["lower"], mean - std, rtol=1e-5)
@@ -157,7 +164,8 @@ def test_the_tensorboard_command_serves_one_experiment_on_127_0_0_1(board, wait)
                                str(exp_dir.parent.parent), "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        assert f"serving {exp_dir.resolve()} on http://127.0.0.1:{port}/" in server.stdout.readline()
+        printed = server.stdout.readline()
+        assert f"serving {exp_dir.resolve()}; open http://127.0.0.1:{port}/?runFilter=mean_std&" in printed
 
         def served():
             try:
@@ -171,3 +179,59 @@ def test_the_tensorboard_command_serves_one_experiment_on_127_0_0_1(board, wait)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# the HParams table is a vaadin-grid inside shadow roots: its cells' text, in document order
+_GRID_CELLS = """
+const out = [];
+function walk(node) {
+  if (node.tagName === 'VAADIN-GRID-CELL-CONTENT') out.push(node.innerText.trim());
+  if (node.shadowRoot) walk(node.shadowRoot);
+  for (const child of node.children || []) walk(child);
+}
+walk(document.body);
+return out;
+"""
+_CARDS = """
+return Array.from(document.querySelectorAll('scalar-card')).map(card => [
+  card.querySelector('.heading') ? card.querySelector('.heading').innerText.replace(/\\s+/g, '') : '',
+  card.innerText, card.querySelectorAll('line-chart canvas, line-chart svg path').length]);
+"""
+
+
+def test_in_a_browser_the_printed_address_opens_on_the_cells_means(board, browser, wait):
+    """The address `init-loss-lab tensorboard` prints: Time Series with the validation charts of
+    the cells' mean runs, curves drawn, no seed run among them."""
+    from experiments.records.events import tensorboard_url
+
+    get, _, runs, _, _ = board
+    browser.get(tensorboard_url(int(get.base.rsplit(":", 1)[1]), "mean_absolute_error"))
+    errors = ("mean_absolute_error", "root_mean_squared_error")
+    expected = {f"validation/{m}" for m in ("loss", *errors, *(e + "_raw" for e in errors))}
+    cards = wait(lambda: len(found := browser.execute_script(_CARDS)) == len(expected) and all(c[2] for c in found)
+                 and found, "a chart with curves per validation metric")
+    assert {title for title, _, _ in cards} == expected
+    ok_cells = {r.rsplit("/", 1)[0] for r in runs.loc[runs["status"] == "ok", "run_id"]}
+    for _, text, _ in cards:  # a curve per cell whose seeds finished: its mean run, and no seed's run
+        assert {f"{cell}/mean_std" for cell in ok_cells} <= set(text.split()) and "seed_" not in text
+
+
+def test_in_a_browser_hparams_shows_a_row_per_cell_with_the_test_metric(board, browser, wait):
+    get, _, runs, _, _ = board
+    browser.get(get.base + "/#hparams")
+    labels = set(runs["cell"])
+    cells = wait(lambda: labels <= set(found := browser.execute_script(_GRID_CELLS)) and found, "the HParams rows")
+    header = cells[:cells.index("")]
+    assert header[:2] == ["Trial ID", "Show Metrics"]
+    assert {"initializer", "loss", "learning_rate", "test mean_absolute_error", "test loss"} <= set(header)
+    assert not {"dataset", "model", "optimizer", "batch_size"} & set(header)  # they cannot vary here
+    starts = [i for i, text in enumerate(cells) if text in labels]
+    assert sorted(cells[i] for i in starts) == sorted(labels)  # a row per cell, named by its label
+    column = header.index("test mean_absolute_error")
+    for i in starts:
+        part = runs[runs["cell"] == cells[i]]
+        shown = cells[i + column]
+        if (part["status"] == "ok").all():  # TensorBoard shows a group's mean over its sessions
+            assert float(shown) == pytest.approx(part["test_mean_absolute_error"].mean(), rel=1e-3)
+        else:
+            assert shown in ("", "NaN")

@@ -173,8 +173,8 @@ def test_hparams_dashboard_declares_the_domains_and_every_trial_status(searched,
         found = wait(sessions, "tensorboard to load every trial")
         experiment = post("/data/plugin/hparams/experiment", {"experimentName": ""})
         trial = search_dir / "trials" / "he_normal__binary_crossentropy" / "trial_0"
-        served = get("/data/plugin/scalars/scalars", run=str(trial.relative_to(search_dir) / "validation"),
-                     tag="epoch_accuracy")
+        served = get("/data/plugin/scalars/scalars", run=str(trial.relative_to(search_dir)),
+                     tag="validation/accuracy")
     infos = {h["name"]: h for h in experiment["hparamInfos"]}
     assert infos["learning_rate"]["domainInterval"] == {"minValue": 1e-4, "maxValue": 0.1}
     assert infos["batch_size"]["domainDiscrete"] == [16, 32, 64, 128, 256]
