@@ -26,7 +26,7 @@ from experiments.records.events import Events, session_metrics
 from experiments.reporting.tune_report import SEARCH, build_tune_report
 from experiments.runner import run_experiment
 from experiments.spec import expand
-from experiments.tuning.trials import SpecHyperModel, TrialLog
+from experiments.tuning.trials import OBJECTIVE, SpecHyperModel, TrialLog
 from experiments.tuning.tuners import (
     _base_port,
     _running_trials,
@@ -52,7 +52,8 @@ def write_hparams_config(search_dir, spec):
                hp.HParam("learning_rate", hp.RealInterval(float(tune.learning_rate.min),
                                                           float(tune.learning_rate.max))),
                hp.HParam("batch_size", hp.Discrete(list(tune.batch_size)))]
-    metrics = session_metrics(spec.metrics, ("validation", "train"))
+    metrics = [hp.Metric(OBJECTIVE, display_name=f"objective (best {tune.objective})"),
+               *session_metrics(spec.metrics, ("validation", "train"))]
     for old in Path(search_dir).glob("events.out.tfevents.*"):
         store.remove(old, search_dir)
     events = Events(search_dir)

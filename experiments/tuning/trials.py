@@ -58,6 +58,9 @@ class SpecHyperModel(kt.HyperModel):
         return keras_fit.fit(model, head, config, data, recorder, callbacks, initial_epoch, epochs)
 
 
+OBJECTIVE = "tuner/objective"  # a trial session's metric: what keras-tuner's oracle scored
+
+
 def _trial_log(run_dir, run):
     """A trial's TensorBoard session: its own HParams group, named by project and trial."""
     return RunLog(run_dir, run.run_id, session_hparams(run.axes), run.config.as_dict())
@@ -115,6 +118,9 @@ class TrialLog:
         if self.recorder is None:  # failed before its first epoch
             self.open(trial.hyperparameters)
         recorder = self.recorder
+        if recorder.log is not None and recorder.history and math.isfinite(objective):
+            # the value the oracle scored (the best epoch's), beside the last epoch's values
+            recorder.log.scalars("", recorder.history[-1]["epoch"], {OBJECTIVE: objective})
         recorder.finish("ok" if status == "COMPLETED" else "failed", time.time() - self.started, reason=reason)
         record = {
             "project": self.search.project, "trial_id": trial.trial_id, "cell": recorder.run.cell,

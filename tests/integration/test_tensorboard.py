@@ -181,16 +181,29 @@ def test_the_tensorboard_command_serves_one_experiment_on_127_0_0_1(board, wait)
         server.wait(timeout=30)
 
 
-# the HParams table is a vaadin-grid inside shadow roots: its cells' text, in document order
+# the HParams table is a vaadin-grid inside shadow roots: its shown cells' text, in document order
+# (the grid keeps the cells of rows a filter hid, unrendered)
 _GRID_CELLS = """
 const out = [];
 function walk(node) {
-  if (node.tagName === 'VAADIN-GRID-CELL-CONTENT') out.push(node.innerText.trim());
+  if (node.tagName === 'VAADIN-GRID-CELL-CONTENT' && node.getClientRects().length) out.push(node.innerText.trim());
   if (node.shadowRoot) walk(node.shadowRoot);
   for (const child of node.children || []) walk(child);
 }
 walk(document.body);
 return out;
+"""
+_CLICK_CHECKBOX = """
+const want = arguments[0];
+let hit = null;
+function walk(node) {
+  if (node.tagName === 'PAPER-CHECKBOX' && node.innerText.trim() === want) hit = node;
+  if (node.shadowRoot) walk(node.shadowRoot);
+  for (const child of node.children || []) walk(child);
+}
+walk(document.body);
+if (hit) hit.click();
+return !!hit;
 """
 _CARDS = """
 return Array.from(document.querySelectorAll('scalar-card')).map(card => [
@@ -235,3 +248,7 @@ def test_in_a_browser_hparams_shows_a_row_per_cell_with_the_test_metric(board, b
             assert float(shown) == pytest.approx(part["test_mean_absolute_error"].mean(), rel=1e-3)
         else:
             assert shown in ("", "NaN")
+    # the status filter: without "Success", the rows left are the cells whose runs failed (diverged)
+    assert browser.execute_script(_CLICK_CHECKBOX, "Success")
+    failed = set(runs.loc[runs["status"] != "ok", "cell"])
+    wait(lambda: {c for c in browser.execute_script(_GRID_CELLS) if c in labels} == failed, "the failed cells only")

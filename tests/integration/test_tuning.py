@@ -175,7 +175,13 @@ def test_hparams_dashboard_declares_the_domains_and_every_trial_status(searched,
         trial = search_dir / "trials" / "he_normal__binary_crossentropy" / "trial_0"
         served = get("/data/plugin/scalars/scalars", run=str(trial.relative_to(search_dir)),
                      tag="validation/accuracy")
+        objective = get("/data/plugin/scalars/scalars", run=str(trial.relative_to(search_dir)),
+                        tag="tuner/objective")
     infos = {h["name"]: h for h in experiment["hparamInfos"]}
+    # the session shows the value the oracle scored (the best epoch's), first among the metrics
+    assert experiment["metricInfos"][0]["name"]["tag"] == "tuner/objective"
+    record = json.loads((trial / "trial.json").read_text())
+    assert objective[0][2] == pytest.approx(record["objective"]) and record["objective"] > 0
     assert infos["learning_rate"]["domainInterval"] == {"minValue": 1e-4, "maxValue": 0.1}
     assert infos["batch_size"]["domainDiscrete"] == [16, 32, 64, 128, 256]
     assert infos["initializer"]["domainDiscrete"] == ["he_normal", "zeros"]
