@@ -182,11 +182,12 @@ def cmd_tensorboard(args):
     tensorboard = Path(sys.executable).parent / "tensorboard"
     command = [str(tensorboard) if tensorboard.exists() else "tensorboard", "--logdir", str(logdir),
                "--host", "127.0.0.1", "--port", str(args.port)]
-    from experiments.records.events import tensorboard_url
+    from experiments.records.events import bands_url, tensorboard_url
     from experiments.records.experiment import load_experiment
 
     url = tensorboard_url(args.port, load_experiment(logdir)["spec"].headline)
-    print(f"{args.experiment}: serving {logdir}; open {url} (Ctrl-C stops it)", flush=True)
+    print(f"{args.experiment}: serving {logdir}; open {url} (Ctrl-C stops it)\n"
+          f"  mean +- std bands per cell: {bands_url(args.port)}", flush=True)
     import subprocess
 
     server = subprocess.Popen(command)

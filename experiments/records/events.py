@@ -182,6 +182,13 @@ def tensorboard_url(port, headline):
     return f"http://127.0.0.1:{port}/?{query}#timeseries"
 
 
+def bands_url(port):
+    """The Custom Scalars dashboard on the cells' mean +- std bands: its run regex (`regexInput`,
+    hash parameters of TensorBoard's older dashboards) selects the mean runs, which it otherwise
+    leaves unticked beyond 40 runs; unsmoothed (`_smoothingWeight`)."""
+    return f"http://127.0.0.1:{port}/#custom_scalars&regexInput={MEAN_STD}&_smoothingWeight=0"
+
+
 def hparams_config(spec, runs):
     """The HParams experiment: each axis' declared values (as the runs label them, `runs` as
     experiment.json lists them), and the train/validation/test metrics; diagnostics and

@@ -252,3 +252,31 @@ def test_in_a_browser_hparams_shows_a_row_per_cell_with_the_test_metric(board, b
     assert browser.execute_script(_CLICK_CHECKBOX, "Success")
     failed = set(runs.loc[runs["status"] != "ok", "cell"])
     wait(lambda: {c for c in browser.execute_script(_GRID_CELLS) if c in labels} == failed, "the failed cells only")
+
+
+_MATCHES = """
+const out = [];
+function walk(node) {
+  if (node.nodeType === 3 && /^Matches \\(\\d+\\)$/.test(node.textContent.trim())) out.push(node.textContent.trim());
+  if (node.shadowRoot) walk(node.shadowRoot);
+  for (const child of node.childNodes || []) walk(child);
+}
+walk(document.body);
+return out;
+"""
+
+
+def test_in_a_browser_the_bands_address_opens_custom_scalars_with_the_cells_selected(board, browser, wait):
+    from experiments.records.events import bands_url
+
+    get, _, runs, _, _ = board
+    browser.get(bands_url(int(get.base.rsplit(":", 1)[1])))
+    ok_cells = {r.rsplit("/", 1)[0] for r in runs.loc[runs["status"] == "ok", "run_id"]}
+    curves = ["loss", "mean_absolute_error", "root_mean_squared_error", "mean_absolute_error_raw",
+              "root_mean_squared_error_raw"]
+    wanted = [f"Matches ({len(ok_cells)})"] * len(curves) * 2  # train and validation: every chart, every mean run
+    found = []
+    try:
+        wait(lambda: (found.append(browser.execute_script(_MATCHES)) or found[-1] == wanted), "a band per cell")
+    except AssertionError:
+        raise AssertionError(f"charts show {found[-1]}, not {wanted}") from None
