@@ -25,7 +25,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 # grid; the engines' agreement by depth; the cost of full diagnostics; tuning throughput)
 SEEDS ?= 3
 
-.PHONY: install browser run experiment tune claims report tensorboard test bench lint clean distclean
+.PHONY: install browser screenshots run experiment tune claims report tensorboard test bench lint clean distclean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 		test "$$(id -u)" = 0 || { echo "make test needs chromium and chromium-driver: sudo apt-get install chromium chromium-driver"; exit 2; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+# make screenshots: the README's pictures of TensorBoard (experiments/docs/*.png), from the default experiment
+screenshots: $(STAMP) browser
+	$(PY) tests/screenshots.py experiments/docs
 
 test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)

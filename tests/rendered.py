@@ -126,3 +126,50 @@ def shown_tables(driver, path):
     driver.get(path.resolve().as_uri())
     tables = [(header, rows) for header, rows in driver.execute_script(_SHOWN_TABLES)]
     return tables, [tuple(image) for image in driver.execute_script(_IMAGES)]
+
+
+# TensorBoard's pages, as a browser shows them; its older dashboards keep their elements inside
+# shadow roots, which a plain querySelector does not enter
+_WALK = """
+function walk(node, visit) {
+  visit(node);
+  if (node.shadowRoot) walk(node.shadowRoot, visit);
+  for (const child of node.childNodes || []) walk(child, visit);
+}
+"""
+
+
+def _walked(driver, body, *args):
+    return driver.execute_script(_WALK + body, *args)
+
+
+def hparams_cells(driver):
+    """The HParams table's shown cells (a vaadin-grid: header, then rows), in document order; the
+    grid keeps, unrendered, the cells of rows a filter hid."""
+    return _walked(driver, """const out = [];
+walk(document.body, n => { if (n.tagName === 'VAADIN-GRID-CELL-CONTENT' && n.getClientRects().length)
+  out.push(n.innerText.trim()); });
+return out;""")
+
+
+def click_checkbox(driver, text):
+    """Click the (paper) checkbox labelled `text`; whether there was one."""
+    return _walked(driver, """const want = arguments[0]; let hit = null;
+walk(document.body, n => { if (n.tagName === 'PAPER-CHECKBOX' && n.innerText.trim() === want) hit = n; });
+if (hit) hit.click();
+return !!hit;""", text)
+
+
+def margin_matches(driver):
+    """The Custom Scalars charts' "Matches (n)" lines: how many runs each chart draws."""
+    return _walked(driver, r"""const out = [];
+walk(document.body, n => { if (n.nodeType === 3 && /^Matches \(\d+\)$/.test(n.textContent.trim()))
+  out.push(n.textContent.trim()); });
+return out;""")
+
+
+def tensorboard_cards(driver):
+    """Time Series' scalar cards: (title, their text with the legend's runs, curve elements drawn)."""
+    return driver.execute_script(r"""return Array.from(document.querySelectorAll('scalar-card')).map(card => [
+  card.querySelector('.heading') ? card.querySelector('.heading').innerText.replace(/\s+/g, '') : '',
+  card.innerText, card.querySelectorAll('line-chart canvas, line-chart svg path').length]);""")

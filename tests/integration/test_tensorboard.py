@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from rendered import click_checkbox, hparams_cells, margin_matches, tensorboard_cards
 
 from experiments import cli
 
@@ -181,37 +182,6 @@ def test_the_tensorboard_command_serves_one_experiment_on_127_0_0_1(board, wait)
         server.wait(timeout=30)
 
 
-# the HParams table is a vaadin-grid inside shadow roots: its shown cells' text, in document order
-# (the grid keeps the cells of rows a filter hid, unrendered)
-_GRID_CELLS = """
-const out = [];
-function walk(node) {
-  if (node.tagName === 'VAADIN-GRID-CELL-CONTENT' && node.getClientRects().length) out.push(node.innerText.trim());
-  if (node.shadowRoot) walk(node.shadowRoot);
-  for (const child of node.children || []) walk(child);
-}
-walk(document.body);
-return out;
-"""
-_CLICK_CHECKBOX = """
-const want = arguments[0];
-let hit = null;
-function walk(node) {
-  if (node.tagName === 'PAPER-CHECKBOX' && node.innerText.trim() === want) hit = node;
-  if (node.shadowRoot) walk(node.shadowRoot);
-  for (const child of node.children || []) walk(child);
-}
-walk(document.body);
-if (hit) hit.click();
-return !!hit;
-"""
-_CARDS = """
-return Array.from(document.querySelectorAll('scalar-card')).map(card => [
-  card.querySelector('.heading') ? card.querySelector('.heading').innerText.replace(/\\s+/g, '') : '',
-  card.innerText, card.querySelectorAll('line-chart canvas, line-chart svg path').length]);
-"""
-
-
 def test_in_a_browser_the_printed_address_opens_on_the_cells_means(board, browser, wait):
     """The address `init-loss-lab tensorboard` prints: Time Series with the validation charts of
     the cells' mean runs, curves drawn, no seed run among them."""
@@ -221,7 +191,7 @@ def test_in_a_browser_the_printed_address_opens_on_the_cells_means(board, browse
     browser.get(tensorboard_url(int(get.base.rsplit(":", 1)[1]), "mean_absolute_error"))
     errors = ("mean_absolute_error", "root_mean_squared_error")
     expected = {f"validation/{m}" for m in ("loss", *errors, *(e + "_raw" for e in errors))}
-    cards = wait(lambda: len(found := browser.execute_script(_CARDS)) == len(expected) and all(c[2] for c in found)
+    cards = wait(lambda: len(found := tensorboard_cards(browser)) == len(expected) and all(c[2] for c in found)
                  and found, "a chart with curves per validation metric")
     assert {title for title, _, _ in cards} == expected
     ok_cells = {r.rsplit("/", 1)[0] for r in runs.loc[runs["status"] == "ok", "run_id"]}
@@ -233,7 +203,7 @@ def test_in_a_browser_hparams_shows_a_row_per_cell_with_the_test_metric(board, b
     get, _, runs, _, _ = board
     browser.get(get.base + "/#hparams")
     labels = set(runs["cell"])
-    cells = wait(lambda: labels <= set(found := browser.execute_script(_GRID_CELLS)) and found, "the HParams rows")
+    cells = wait(lambda: labels <= set(found := hparams_cells(browser)) and found, "the HParams rows")
     header = cells[:cells.index("")]
     assert header[:2] == ["Trial ID", "Show Metrics"]
     assert {"initializer", "loss", "learning_rate", "test mean_absolute_error", "test loss"} <= set(header)
@@ -249,21 +219,9 @@ def test_in_a_browser_hparams_shows_a_row_per_cell_with_the_test_metric(board, b
         else:
             assert shown in ("", "NaN")
     # the status filter: without "Success", the rows left are the cells whose runs failed (diverged)
-    assert browser.execute_script(_CLICK_CHECKBOX, "Success")
+    assert click_checkbox(browser, "Success")
     failed = set(runs.loc[runs["status"] != "ok", "cell"])
-    wait(lambda: {c for c in browser.execute_script(_GRID_CELLS) if c in labels} == failed, "the failed cells only")
-
-
-_MATCHES = """
-const out = [];
-function walk(node) {
-  if (node.nodeType === 3 && /^Matches \\(\\d+\\)$/.test(node.textContent.trim())) out.push(node.textContent.trim());
-  if (node.shadowRoot) walk(node.shadowRoot);
-  for (const child of node.childNodes || []) walk(child);
-}
-walk(document.body);
-return out;
-"""
+    wait(lambda: {c for c in hparams_cells(browser) if c in labels} == failed, "the failed cells only")
 
 
 def test_in_a_browser_the_bands_address_opens_custom_scalars_with_the_cells_selected(board, browser, wait):
@@ -277,6 +235,6 @@ def test_in_a_browser_the_bands_address_opens_custom_scalars_with_the_cells_sele
     wanted = [f"Matches ({len(ok_cells)})"] * len(curves) * 2  # train and validation: every chart, every mean run
     found = []
     try:
-        wait(lambda: (found.append(browser.execute_script(_MATCHES)) or found[-1] == wanted), "a band per cell")
+        wait(lambda: (found.append(margin_matches(browser)) or found[-1] == wanted), "a band per cell")
     except AssertionError:
         raise AssertionError(f"charts show {found[-1]}, not {wanted}") from None
