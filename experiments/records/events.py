@@ -246,8 +246,7 @@ def curve_tags(spec):
 
 def _tag(column):
     """epochs.csv's `val_accuracy` -> the tag `validation/accuracy`."""
-    split, metric = column.split("_", 1)
-    return f"{GROUPS[split + '_'] if split == 'val' else split}/{metric}"
+    return "/".join(split_metric(column.removeprefix("train_")))
 
 
 def write_experiment(exp_dir, report_dir=None, tables=None):
