@@ -119,16 +119,14 @@ def register_initializer(name, obj, source=None):
     def make(seed=None, **given):
         return UserInitializer(name, seed, given, obj)
 
-    INITIALIZERS.register(name, Entry(params, make=make, source=source or source_of(obj), obj=obj))
     try:
-        values = np.asarray(get(name, seed=0)((4, 3), dtype="float32"))
+        values = np.asarray(make(seed=0, **params)((4, 3), dtype="float32"))
     except Exception as e:  # noqa: BLE001 - the user's code may raise anything
-        del INITIALIZERS.entries[name]
         raise ValueError(f"initializer {name!r} failed on a (4, 3) kernel: {type(e).__name__}: {e}") from None
     if values.shape != (4, 3) or not np.all(np.isfinite(values)):
-        del INITIALIZERS.entries[name]
         raise ValueError(f"initializer {name!r} must return finite values of the shape asked for; on a (4, 3) "
                          f"kernel it returned shape {values.shape}")
+    INITIALIZERS.register(name, Entry(params, make=make, source=source or source_of(obj), obj=obj))
     remember(name, obj)
 
 

@@ -227,10 +227,6 @@ class Registry:
         check_user_name(self.kind, name, self.entries)
         self.entries[name] = entry
 
-    def user_entries(self, names):
-        """`{name: source}` of the user's own entries among `names`."""
-        return {n: self.entries[n].source for n in names if n in self.entries and self.entries[n].source}
-
     def parse(self, identifier):
         """Validate a name or a `{"name": ..., **params}` dict.
 

@@ -5,6 +5,7 @@ vectorized engine computes the same value over an epoch (what Keras' streaming m
 Importing this module does not import TensorFlow; building a metric or its sums does.
 """
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -192,16 +193,12 @@ METRICS = {
                                       _error_sums(_square), lambda s, n, t: np.sqrt(_mean(s, n, t))),
     "r2": Metric(("regression",), True, _keras("R2Score"), _r2_sums, _r2, columns=lambda t, units: 3 * units),
 }
-# the error metrics again, in the targets' own units (the dataset scaled them for training)
+# the error metrics again, in the targets' own units (the dataset scaled them for training): the
+# same sums over scaled targets and outputs, and a Keras metric that scales them
 RAW = "_raw"
-METRICS.update({
-    "mean_absolute_error" + RAW: Metric(("regression",), False, _raw_error("absolute"), _error_sums(_abs), _mean,
-                                        raw=True),
-    "mean_squared_error" + RAW: Metric(("regression",), False, _raw_error("squared"), _error_sums(_square), _mean,
-                                       raw=True),
-    "root_mean_squared_error" + RAW: Metric(("regression",), False, _raw_error("squared", root=True),
-                                            _error_sums(_square), lambda s, n, t: np.sqrt(_mean(s, n, t)), raw=True),
-})
+METRICS.update({name + RAW: dataclasses.replace(METRICS[name], keras=_raw_error(*kind), raw=True)
+                for name, kind in (("mean_absolute_error", ("absolute",)), ("mean_squared_error", ("squared",)),
+                                   ("root_mean_squared_error", ("squared", True)))})
 DEFAULT_METRICS = {
     "binary": ["accuracy"],
     "multiclass": ["accuracy"],

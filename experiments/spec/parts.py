@@ -13,6 +13,9 @@ from models.builders import MODELS, register_model
 from models.losses import LOSSES, register_loss
 from models.metrics import METRICS, register_metric
 
+# kind -> its catalogue's entries (name -> entry; a user's entry has `source` and `obj`)
+ENTRIES = {"initializer": INITIALIZERS.entries, "loss": LOSSES.entries, "model": MODELS.entries,
+           "activation": ACTIVATIONS.entries, "dataset": DATASETS.entries, "metric": METRICS}
 REGISTER = {"initializer": register_initializer, "loss": register_loss, "activation": register_activation,
             "metric": register_metric, "model": register_model, "dataset": register_dataset}
 # config field -> the kind of part its values name
@@ -62,11 +65,9 @@ def register_recorded(parts):
     """Register again, from experiment.json's record, the user's parts an experiment used (to load
     its saved models in another process). A part registered in a notebook session has no module to
     import: register it again there first."""
-    registries = {"initializer": INITIALIZERS.entries, "loss": LOSSES.entries, "model": MODELS.entries,
-                  "activation": ACTIVATIONS.entries, "dataset": DATASETS.entries, "metric": METRICS}
     for kind, named in parts.items():
         for name, source in named.items():
-            if getattr(registries[kind].get(name), "obj", None) is not None:
+            if getattr(ENTRIES[kind].get(name), "obj", None) is not None:
                 continue
             where, attr = source["reference"].rsplit(":", 1)
             reference = f"{source['path']}:{attr}" if where.endswith(".py") else source["reference"]
@@ -89,10 +90,14 @@ def recorded(experiment):
         "model": [m["name"] for m in experiment.model],
         "activation": [m["activation"] for m in experiment.model if "activation" in m],
         "dataset": [d["name"] for d in experiment.dataset],
+        "metric": list(experiment.metrics),
     }
-    registries = {"initializer": INITIALIZERS, "loss": LOSSES, "model": MODELS, "activation": ACTIVATIONS,
-                  "dataset": DATASETS}
-    parts = {kind: registries[kind].user_entries(names[kind]) for kind in names}
-    parts["metric"] = {m: {**METRICS[m].source, "greater_is_better": METRICS[m].greater_is_better}
-                       for m in experiment.metrics if METRICS[m].source}
-    return {kind: found for kind, found in parts.items() if found}
+    parts = {}
+    for kind, found in names.items():
+        for name in found:
+            entry = ENTRIES[kind].get(name)
+            if getattr(entry, "source", None):
+                # a metric's direction too: a report read in another process ranks by it
+                extra = {"greater_is_better": entry.greater_is_better} if kind == "metric" else {}
+                parts.setdefault(kind, {})[name] = {**entry.source, **extra}
+    return parts
