@@ -160,6 +160,14 @@ if (hit) hit.click();
 return !!hit;""", text)
 
 
+def click_tab(driver, text):
+    """Click the (paper) tab labelled `text`, case-insensitively; whether there was one."""
+    return _walked(driver, """const want = arguments[0].toLowerCase(); let hit = null;
+walk(document.body, n => { if (n.tagName === 'PAPER-TAB' && n.innerText.trim().toLowerCase() === want) hit = n; });
+if (hit) hit.click();
+return !!hit;""", text)
+
+
 def margin_matches(driver):
     """The Custom Scalars charts' "Matches (n)" lines: how many runs each chart draws."""
     return _walked(driver, r"""const out = [];

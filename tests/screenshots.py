@@ -3,7 +3,7 @@
 Trains the default digits experiment into a temporary folder, serves it with a real `tensorboard`
 on 127.0.0.1 and photographs, in Debian's headless Chromium, the three addresses users open: the
 address `init-loss-lab tensorboard` prints (Time Series on the cells' means), the HParams table,
-and the Custom Scalars bands. Usage: python tests/screenshots.py OUT_FOLDER
+parallel coordinates and scatter plot matrix, and the Custom Scalars bands. Usage: python tests/screenshots.py OUT_FOLDER
 """
 
 import importlib.util
@@ -55,13 +55,17 @@ def main(out):
         try:
             port = next(int(m.group(1)) for line in server.stderr
                         if (m := re.search(r"http://127\.0\.0\.1:(\d+)/", line)))
+            hparams = f"http://127.0.0.1:{port}/#hparams"
             views = [("timeseries.png", tensorboard_url(port, "accuracy"),
                       lambda: len(rendered.tensorboard_cards(driver)) > 0),
-                     ("hparams.png", f"http://127.0.0.1:{port}/#hparams",
-                      lambda: len(rendered.hparams_cells(driver)) > 40),
+                     ("hparams.png", hparams, lambda: len(rendered.hparams_cells(driver)) > 40),
+                     ("parallel.png", hparams, lambda: rendered.click_tab(driver, "Parallel coordinates view")),
+                     ("scatter.png", hparams, lambda: rendered.click_tab(driver, "Scatter plot matrix view")),
                      ("bands.png", bands_url(port), lambda: "Matches (18)" in rendered.margin_matches(driver))]
             for name, url, ready in views:
+                driver.get("about:blank")  # the same address again would not reload the page
                 driver.get(url)
+                _until(lambda: rendered.hparams_cells(driver) if "#hparams" in url else True, name)
                 _until(ready, name)
                 time.sleep(2)  # charts finish drawing
                 driver.save_screenshot(str(out / name))

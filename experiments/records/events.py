@@ -11,7 +11,8 @@
                                              histograms
     <experiment>/<dataset>/<cell>/mean_std/  per cell, over the seeds that finished: <split>/<metric>,
                                              the mean, and band/<split>/<metric>/lower and /upper
-                                             (mean -+ std) for the margin charts
+                                             (mean -+ std) for the margin charts (test at the cell's
+                                             last epoch); the diagnostics' means <quantity>/<layer>
 
 The splits are tag groups of one run per seed (not subruns), so the run selector lists a run per
 seed and one per cell, and the URL `tensorboard_url` gives shows the cells' means. The HParams
@@ -174,11 +175,11 @@ def run_log(run_dir, run):
 
 def tensorboard_url(port, headline):
     """The address that opens an experiment's TensorBoard on the comparison: Time Series with the
-    cells' mean runs only (`runFilter`), the validation charts (`tagFilter`) and unsmoothed curves
-    (`smoothing`): TensorBoard's own deep-link parameters (webapp/routes/dashboard_deeplink_provider)."""
+    cells' mean runs only (`runFilter`), the validation curves (`tagFilter`; the test metrics, a
+    point at the last epoch, come first by name otherwise) and unsmoothed curves (`smoothing`): TensorBoard's own deep-link parameters (webapp/routes/dashboard_deeplink_provider)."""
     import urllib.parse
 
-    query = urllib.parse.urlencode({"runFilter": MEAN_STD, "tagFilter": "^(validation|test)/", "smoothing": 0})
+    query = urllib.parse.urlencode({"runFilter": MEAN_STD, "tagFilter": "^validation/", "smoothing": 0})
     return f"http://127.0.0.1:{port}/?{query}#timeseries"
 
 
@@ -214,8 +215,9 @@ def session_metrics(metrics, splits):
             for split, m in first + rest]
 
 
-def _margin_layout(tags):
-    """A custom-scalars layout: one margin chart (mean, band from lower to upper) per tag."""
+def _layout(tags, quantities):
+    """A custom-scalars layout: one margin chart (mean, band from lower to upper) per tag; one chart
+    per diagnostics quantity with a series per layer (and per selected run)."""
     from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.plugins.custom_scalar import layout_pb2, metadata
     from tensorboard.util import tensor_util
@@ -223,7 +225,10 @@ def _margin_layout(tags):
     series = layout_pb2.MarginChartContent.Series
     charts = [layout_pb2.Chart(title=f"{tag} (mean +- std over seeds)", margin=layout_pb2.MarginChartContent(
         series=[series(value=tag, lower=f"band/{tag}/lower", upper=f"band/{tag}/upper")])) for tag in tags]
-    layout = layout_pb2.Layout(category=[layout_pb2.Category(title="mean +- std over seeds", chart=charts)])
+    layers = [layout_pb2.Chart(title=f"{q} per layer (mean over seeds)", multiline=layout_pb2.MultilineChartContent(
+        tag=[f"^{q}/"])) for q in quantities]
+    layout = layout_pb2.Layout(category=[layout_pb2.Category(title="mean +- std over seeds", chart=charts)] + (
+        [layout_pb2.Category(title="per-layer diagnostics", chart=layers)] if layers else []))
     tensor = tensor_util.make_tensor_proto(np.array(layout.SerializeToString(), dtype=np.object_))
     return Summary(value=[Summary.Value(tag=metadata.CONFIG_SUMMARY_TAG, metadata=metadata.create_summary_metadata(),
                                         tensor=tensor)])
@@ -240,8 +245,9 @@ def _image(tag, png):
 
 
 def curve_tags(spec):
-    """The per-epoch metrics that get mean +- std runs, as epochs.csv names them: `val_<m>`, `train_<m>`."""
-    return [f"{split}_{m}" for m in ["loss", *spec.metrics] for split in ("val", "train")]
+    """The metrics that get mean +- std runs, as epochs.csv and runs.csv name them: `val_<m>`,
+    `test_<m>`, `train_<m>`."""
+    return [f"{split}_{m}" for m in ["loss", *spec.metrics] for split in ("val", "test", "train")]
 
 
 def _tag(column):
@@ -249,45 +255,76 @@ def _tag(column):
     return "/".join(split_metric(column.removeprefix("train_")))
 
 
+def _diagnostics(report_dir):
+    """The report's diagnostics.csv (a row per run x step x quantity x layer), or None."""
+    import pandas as pd
+
+    path = Path(report_dir) / "diagnostics.csv" if report_dir else None
+    if not (path and path.is_file()):
+        return None
+    table = pd.read_csv(path, keep_default_na=False, na_values=["nan"])
+    return table.assign(value=pd.to_numeric(table["value"], errors="coerce"))  # empty: not measured
+
+
 def write_experiment(exp_dir, report_dir=None, tables=None):
     """(Re)write the experiment's TensorBoard records: HParams config, layout, config and
     environment text, the report's plots (from `report_dir`), and the mean +- std runs (from
-    `tables`, the `results.load_tables` pair)."""
+    `tables`, the `results.load_tables` pair, and the report's diagnostics.csv)."""
     exp_dir = Path(exp_dir)
     experiment = load_experiment(exp_dir)
     spec = experiment["spec"]
+    diagnostics = _diagnostics(report_dir)
+    quantities = [] if diagnostics is None else list(dict.fromkeys(diagnostics["quantity"]))
     for old in exp_dir.glob("events.out.tfevents.*"):
         store.remove(old, exp_dir)
     events = Events(exp_dir)
     events.write("", 0, hparams_config(spec, experiment["runs"]))
-    events.write("", 0, _margin_layout([_tag(c) for c in curve_tags(spec)]))
+    events.write("", 0, _layout([_tag(c) for c in curve_tags(spec)], quantities))
     events.text("", "config", _code(spec.as_dict()))
     events.text("", "environment", _code(experiment["environment"]))
     for png in sorted(Path(report_dir).glob("*.png")) if report_dir else []:
         events.write("", 0, _image(f"report/{png.stem}", png))
     events.close()
     if tables is not None:
-        write_mean_std(exp_dir, spec, *tables)
+        write_mean_std(exp_dir, spec, *tables, diagnostics)
 
 
-def write_mean_std(exp_dir, spec, runs, epochs):
-    """Per cell, `<cell>/mean_std`: each curve's mean and mean -+ std over the seeds that finished ok."""
+def cell_of(frame):
+    """A table's `run_id`s as their cells' folders (`digits/he_normal__huber`)."""
+    return frame["run_id"].str.rsplit("/", n=1).str[0]
+
+
+def write_mean_std(exp_dir, spec, runs, epochs, diagnostics=None):
+    """Per cell, `<cell>/mean_std`, over the seeds that finished ok: each curve's mean and mean -+
+    std per epoch, the test metrics' at the cell's last epoch, and the mean of each diagnostic."""
+    import pandas as pd
+
     cells = {run_id.rsplit("/", 1)[0] for run_id in runs["run_id"]}
     for cell in cells:
         store.remove(Path(exp_dir) / cell / MEAN_STD, exp_dir)
-    ok = runs.loc[runs["status"] == "ok", "run_id"]
+    ok = runs[runs["status"] == "ok"]
     if epochs.empty or ok.empty:
         return
-    epochs = epochs[epochs["run_id"].isin(ok)].assign(cell_dir=lambda e: e["run_id"].str.rsplit("/", n=1).str[0])
-    tags = [t for t in curve_tags(spec) if t in epochs]
-    for cell, part in epochs.groupby("cell_dir"):
+    epochs = epochs[epochs["run_id"].isin(ok["run_id"])]
+    last = epochs.groupby(cell_of(epochs))["epoch"].max()
+    tested = [c for c in curve_tags(spec) if c.startswith("test_") and c in ok]
+    finals = ok.assign(epoch=cell_of(ok).map(last))[["run_id", "epoch", *tested]]
+    per_epoch = pd.concat([epochs, finals], ignore_index=True)  # test columns only on the last epoch's row
+    tags = [t for t in curve_tags(spec) if t in per_epoch]
+    layers = pd.DataFrame(columns=["run_id", "step", "quantity", "layer", "value"]) if diagnostics is None \
+        else diagnostics[diagnostics["run_id"].isin(ok["run_id"])]
+    for cell, part in per_epoch.groupby(cell_of(per_epoch)):
         stats = part.groupby("epoch")[tags].agg(["mean", "std"])
         events = Events(Path(exp_dir) / cell / MEAN_STD)
         for epoch, row in stats.iterrows():
             values = {}
             for column in tags:
                 mean, std = row[(column, "mean")], np.nan_to_num(row[(column, "std")])  # one seed: no spread
-                tag = _tag(column)
-                values.update({tag: mean, f"band/{tag}/lower": mean - std, f"band/{tag}/upper": mean + std})
+                if not np.isnan(mean):
+                    tag = _tag(column)
+                    values.update({tag: mean, f"band/{tag}/lower": mean - std, f"band/{tag}/upper": mean + std})
             events.scalars("", int(epoch), values)
+        diagnosed = layers[cell_of(layers) == cell].groupby(["step", "quantity", "layer"], sort=False)["value"].mean()
+        for step, values in diagnosed.groupby(level="step", sort=False):
+            events.scalars("", int(step), {f"{q}/{layer}": v for (_, q, layer), v in values.items() if np.isfinite(v)})
         events.close()

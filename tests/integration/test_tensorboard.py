@@ -127,9 +127,11 @@ def test_diagnostics_histograms_and_scalars(board):
 def test_mean_std_runs_and_their_margin_charts(board):
     get, _, runs, exp_dir, _ = board
     layout = get("/data/plugin/custom_scalars/layout")
-    series = [s for c in layout["category"] for chart in c["chart"] for s in chart["margin"]["series"]]
-    assert {"value": "validation/loss", "lower": "band/validation/loss/lower",
-            "upper": "band/validation/loss/upper"} in series
+    bands, layers = layout["category"]
+    series = [s for chart in bands["chart"] for s in chart["margin"]["series"]]
+    for split in ("validation", "test", "train"):
+        assert {"value": f"{split}/loss", "lower": f"band/{split}/loss/lower",
+                "upper": f"band/{split}/loss/upper"} in series
     ok = runs[runs["status"] == "ok"]
     cell = ok["run_id"].iloc[0].rsplit("/", 1)[0]
     seeds = [pd.read_csv(exp_dir / r / "history.csv")["val_loss"] for r in ok["run_id"] if r.startswith(cell + "/")]
@@ -140,6 +142,18 @@ def test_mean_std_runs_and_their_margin_charts(board):
     np.testing.assert_allclose(served["mean"], mean, rtol=1e-6)
     np.testing.assert_allclose(served["upper"], mean + std, rtol=1e-6)
     np.testing.assert_allclose(served["lower"], mean - std, rtol=1e-5)
+    # the test metrics: one point, at the cell's last epoch
+    tested = ok[ok["run_id"].str.startswith(cell + "/")]["test_loss"]
+    served = get("/data/plugin/scalars/scalars", run=f"{cell}/mean_std", tag="test/loss")
+    assert [(step, pytest.approx(v, rel=1e-6)) for _, step, v in served] == [(len(mean), tested.mean())]
+    # the diagnostics: a chart per quantity, a series per layer, the mean over the cell's seeds
+    assert [chart["multiline"]["tag"] for chart in layers["chart"]][:2] == [["^activation_mean/"],
+                                                                             ["^activation_std/"]]
+    diagnosed = [pd.read_csv(exp_dir / r / "diagnostics.csv").query("quantity == 'activation_std' and "
+                                                                    "layer == 'hidden_0'")["value"]
+                 for r in ok["run_id"] if r.startswith(cell + "/")]
+    served = get("/data/plugin/scalars/scalars", run=f"{cell}/mean_std", tag="activation_std/hidden_0")
+    np.testing.assert_allclose([v for _, _, v in served], np.mean(diagnosed, axis=0), rtol=1e-6)
 
 
 def test_config_environment_and_report_plots(board):
@@ -188,15 +202,21 @@ def test_in_a_browser_the_printed_address_opens_on_the_cells_means(board, browse
     from experiments.records.events import tensorboard_url
 
     get, _, runs, _, _ = board
+    browser.set_window_size(1600, 2400)  # Time Series draws only the cards in view: all at once
     browser.get(tensorboard_url(int(get.base.rsplit(":", 1)[1]), "mean_absolute_error"))
     errors = ("mean_absolute_error", "root_mean_squared_error")
     expected = {f"validation/{m}" for m in ("loss", *errors, *(e + "_raw" for e in errors))}
-    cards = wait(lambda: len(found := tensorboard_cards(browser)) == len(expected) and all(c[2] for c in found)
-                 and found, "a chart with curves per validation metric")
+    found = []
+    try:
+        cards = wait(lambda: (found.append(tensorboard_cards(browser)) or len(found[-1]) == len(expected)
+                              and all(c[2] for c in found[-1]) and found[-1]), "a chart per validation metric")
+    except AssertionError:
+        raise AssertionError(f"cards (title, elements drawn): {[(c[0], c[2]) for c in found[-1]]}") from None
     assert {title for title, _, _ in cards} == expected
     ok_cells = {r.rsplit("/", 1)[0] for r in runs.loc[runs["status"] == "ok", "run_id"]}
     for _, text, _ in cards:  # a curve per cell whose seeds finished: its mean run, and no seed's run
         assert {f"{cell}/mean_std" for cell in ok_cells} <= set(text.split()) and "seed_" not in text
+    browser.set_window_size(1600, 1000)
 
 
 def test_in_a_browser_hparams_shows_a_row_per_cell_with_the_test_metric(board, browser, wait):
@@ -232,7 +252,10 @@ def test_in_a_browser_the_bands_address_opens_custom_scalars_with_the_cells_sele
     ok_cells = {r.rsplit("/", 1)[0] for r in runs.loc[runs["status"] == "ok", "run_id"]}
     curves = ["loss", "mean_absolute_error", "root_mean_squared_error", "mean_absolute_error_raw",
               "root_mean_squared_error_raw"]
-    wanted = [f"Matches ({len(ok_cells)})"] * len(curves) * 2  # train and validation: every chart, every mean run
+    # every split's margin chart matches every mean run; then a chart per diagnostics quantity,
+    # a series per layer of each mean run (3 weighted layers, 2 hidden ones, 1 ratio)
+    n = len(ok_cells)
+    wanted = [f"Matches ({n})"] * len(curves) * 3 + [f"Matches ({k * n})" for k in (3, 3, 3, 2, 2, 1)]
     found = []
     try:
         wait(lambda: (found.append(margin_matches(browser)) or found[-1] == wanted), "a band per cell")
