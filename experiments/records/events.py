@@ -176,7 +176,8 @@ def run_log(run_dir, run):
 def tensorboard_url(port, headline):
     """The address that opens an experiment's TensorBoard on the comparison: Time Series with the
     cells' mean runs only (`runFilter`), the validation curves (`tagFilter`; the test metrics, a
-    point at the last epoch, come first by name otherwise) and unsmoothed curves (`smoothing`): TensorBoard's own deep-link parameters (webapp/routes/dashboard_deeplink_provider)."""
+    point at the last epoch, come first by name otherwise) and unsmoothed curves (`smoothing`):
+    TensorBoard's own deep-link parameters (webapp/routes/dashboard_deeplink_provider)."""
     import urllib.parse
 
     query = urllib.parse.urlencode({"runFilter": MEAN_STD, "tagFilter": "^validation/", "smoothing": 0})
