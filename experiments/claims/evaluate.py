@@ -8,7 +8,8 @@ a selector on the axes), and a test of the per-seed effect against a value:
 
     effect_s = sum of the plus cells' metric at seed s - sum of the minus cells' metric at seed s
 
-The effect's mean and 95% t-interval over the seeds decide the check:
+The effect's mean and 95% t-interval over the seeds (`experiments.stats.interval`, the one
+implementation of the reports' paired comparisons) decide the check:
 
     test ">"      supported: interval above `value` and mean >= value + margin
                   not supported: interval entirely <= value + margin (no effect that matters)
@@ -31,8 +32,8 @@ import math
 import numpy as np
 
 from experiments.spec import expressions
+from experiments.stats import CONFIDENCE, interval
 
-CONFIDENCE = 0.95
 VERDICTS = ("supported", "not supported", "inconclusive")
 
 
@@ -64,18 +65,6 @@ def claim_table(runs, epochs, diagnostics):
                 or c in ("epochs_run", "wall_time_s", "epoch_time_s")]
     table.loc[~ok, measured] = np.nan
     return table
-
-
-def interval(values):
-    """(mean, lower, upper) of the 95% t-interval of the mean; a point when the values agree."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    n, mean = len(values), float(np.mean(values)) if len(values) else math.nan
-    if n < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * np.std(values, ddof=1) / math.sqrt(n))
-    return mean, mean - half, mean + half
 
 
 def decide(test, value, margin, mean, lower, upper):

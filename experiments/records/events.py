@@ -2,7 +2,8 @@
 
     <experiment>/                          HParams experiment config (every declared value of every
                                            axis, the metrics and their groups), custom-scalars layout,
-                                           resolved config and environment as text, report plots
+                                           resolved config, environment and the report's verdicts
+                                           (which differences are real) as text, report plots
     <experiment>/<dataset>/<cell>/seed_<k>/  a run: HParams session start and end (the true status;
                                              its reason as text), config text; scalars train/<metric>
                                              and validation/<metric> per epoch, test/<metric> once at
@@ -283,6 +284,9 @@ def write_experiment(exp_dir, report_dir=None, tables=None):
     events.write("", 0, _layout([_tag(c) for c in curve_tags(spec)], quantities))
     events.text("", "config", _code(spec.as_dict()))
     events.text("", "environment", _code(experiment["environment"]))
+    verdicts = Path(report_dir) / "verdicts.md" if report_dir else None
+    if verdicts and verdicts.is_file():  # the report's "Which differences are real"
+        events.text("", "verdicts", verdicts.read_text())
     for png in sorted(Path(report_dir).glob("*.png")) if report_dir else []:
         events.write("", 0, _image(f"report/{png.stem}", png))
     events.close()

@@ -48,12 +48,16 @@ def plot_curves(epochs, axes, metric, path):
     plt.close(fig)
 
 
-def plot_heatmap(cells, axes, metric, path):
-    """Mean test `metric` per cell: rows are the non-loss axes, columns the losses."""
+def plot_heatmap(cells, axes, metric, path, marked=()):
+    """Mean test `metric` per cell: rows are the non-loss axes, columns the losses; the cells whose
+    `marked` is true (the best, and those not distinguishable from it) get a `*` and a frame."""
     plt = pyplot()
     others = [a for a in axes if a != "loss"]
-    grid = cells.assign(row=[_cell_name(r, others) for _, r in cells.iterrows()]).pivot_table(
-        index="row", columns="loss", values="mean", sort=False, dropna=False)
+    cells = cells.assign(row=[_cell_name(r, others) for _, r in cells.iterrows()],
+                         marked=list(marked) if len(marked) else False)
+    grid = cells.pivot_table(index="row", columns="loss", values="mean", sort=False, dropna=False)
+    framed = cells.pivot_table(index="row", columns="loss", values="marked", aggfunc="any", sort=False)
+    framed = framed.reindex(index=grid.index, columns=grid.columns).fillna(False).astype(bool).to_numpy()
     label_width = 0.07 * max(len(str(r)) for r in grid.index)  # inches for the row labels
     fig, ax = plt.subplots(figsize=(2.2 + label_width + 2.0 * grid.shape[1], 1.2 + 0.5 * grid.shape[0]))
     values = grid.to_numpy(dtype=float)
@@ -64,11 +68,15 @@ def plot_heatmap(cells, axes, metric, path):
     for (i, j), value in pd.DataFrame(values).stack(future_stack=True).items():
         # dark text on the bright end of the colour map
         bright = (value > middle) == greater_is_better(metric)
-        ax.text(j, i, "-" if pd.isna(value) else f"{value:.3f}", ha="center", va="center",
-                color="k" if bright else "w", fontsize=8)
+        star = " *" if framed[i, j] else ""
+        ax.text(j, i, "-" if pd.isna(value) else f"{value:.3f}{star}", ha="center", va="center",
+                color="k" if bright else "w", fontsize=8, fontweight="bold" if star else "normal")
+        if star:
+            ax.add_patch(plt.Rectangle((j - 0.48, i - 0.46), 0.96, 0.92, fill=False, edgecolor="red", linewidth=2))
     fig.colorbar(image, ax=ax)
     low, high = np.nanmin(values), np.nanmax(values)
-    ax.set_title(f"{metric}, mean over seeds (colours span {low:.3f} to {high:.3f})")
+    ax.set_title(f"{metric}, mean over seeds (colours span {low:.3f} to {high:.3f})"
+                 + ("\n* framed: the best and the cells not distinguishable from it" if framed.any() else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

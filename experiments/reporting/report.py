@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from experiments.records import store
-from experiments.reporting import plots
+from experiments.reporting import plots, verdicts
 from experiments.reporting.render import Link, Page
 from experiments.reporting.tables import (
     cell_axes,
@@ -53,8 +53,11 @@ def _listed(value):
     return ", ".join(map(label, _as_list(value)))
 
 
-def _pivot(cells, others):
-    """The cells' results as a table: a row per value of the other axes, a column per loss."""
+def _pivot(cells, others, marked=()):
+    """The cells' results as a table: a row per value of the other axes, a column per loss; a
+    result ends in ` *` where its row's `marked` is true."""
+    cells = cells.assign(result=[r + " *" if m else r for r, m in zip(cells["result"], marked, strict=True)]
+                         if len(marked) else cells["result"])
     pivot = cells.pivot_table(index=others, columns="loss", values="result", aggfunc="first", sort=False)
     pivot = pivot.reset_index()
     pivot.columns.name = None
@@ -62,8 +65,9 @@ def _pivot(cells, others):
 
 
 def build_report(exp_dir, out_dir, tables=None):
-    """Write runs.csv, epochs.csv, cells.csv, curves.png, heatmap.png, report.md and report.html
-    (and diagnostics.csv, layers.png); `tables` is `load_tables(exp_dir)` if already read.
+    """Write runs.csv, epochs.csv, cells.csv, verdicts.csv (.md, .html), curves.png, heatmap.png,
+    report.md and report.html (and diagnostics.csv, layers.png); `tables` is `load_tables(exp_dir)`
+    if already read.
 
     Returns:
         the path of report.md.
@@ -77,22 +81,28 @@ def build_report(exp_dir, out_dir, tables=None):
     test_metric = f"test_{headline}"
     axes = cell_axes(runs)
     cells = cell_table(runs, test_metric)
+    found, margin, configured = verdicts.families(runs, test_metric, axes, spec.compare["margin"])
+    versus = found[0][2].set_index(axes)["verdict"]
+    cells["vs_best"] = [versus.get(tuple(r[a] for a in axes) if len(axes) > 1 else r[axes[0]]) for _, r in
+                        cells.iterrows()]  # against the best cell
+    marked = cells["vs_best"].isin(("best", *verdicts.INDISTINGUISHABLE)) & (len(spec.seeds) >= 3)
 
     store.write_atomic(out_dir / "runs.csv", runs.to_csv(index=False))
+    store.write_atomic(out_dir / "verdicts.csv", verdicts.csv_table(found).to_csv(index=False))
     store.write_atomic(out_dir / "epochs.csv", epochs.to_csv(index=False))
     store.write_atomic(out_dir / "cells.csv", cells.to_csv(index=False))
     has_curves = not epochs.empty and f"val_{headline}" in epochs
     if has_curves:
         plots.plot_curves(epochs, axes, f"val_{headline}", out_dir / "curves.png")
     if cells["n"].sum():
-        plots.plot_heatmap(cells, axes, test_metric, out_dir / "heatmap.png")
+        plots.plot_heatmap(cells, axes, test_metric, out_dir / "heatmap.png", marked)
     diagnostics = load_diagnostics(exp_dir, runs)
     if not diagnostics.empty:
         store.write_atomic(out_dir / "diagnostics.csv", diagnostics.to_csv(index=False))
         plots.plot_layers(diagnostics, axes, out_dir / "layers.png")
 
     others = [a for a in axes if a != "loss"]
-    pivot = _pivot(cells, others)
+    pivot = _pivot(cells, others, marked)
     raw = f"test_{headline}_raw"  # a regression error in the targets' own units
     raw_pivot = _pivot(cell_table(runs, raw), others) if raw in runs else None
     ranking = _ranking(cells)
@@ -118,11 +128,17 @@ def build_report(exp_dir, out_dir, tables=None):
     ])
     page.heading(f"Test {headline}: mean +- std (n seeds that finished)")
     page.table(pivot)
+    if marked.any():
+        page.paragraph("* the best cell and the cells not distinguishable from it (see Which differences are real).")
     if raw_pivot is not None:
         page.heading(f"Test {headline}_raw: in the targets' own units")
         page.table(raw_pivot)
     page.heading("Ranking")
     page.table(ranking)
+    verdicts.add_section(page, found, margin, configured, test_metric, spec.seeds)
+    alone = Page(f"{spec.name}: which differences are real")  # also TensorBoard's text at the experiment root
+    verdicts.add_section(alone, found, margin, configured, test_metric, spec.seeds)
+    alone.write(out_dir / "verdicts")
     if not bad.empty:
         page.heading("Diverged and failed runs")
         page.table(bad[["run_id", "status", "epochs_run", "reason"]])

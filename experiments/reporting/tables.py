@@ -79,7 +79,9 @@ def summarize_cells(runs, metric):
             table["reached_" + c[len("epochs_to_"):]] = table["reached_" + c[len("epochs_to_"):]].fillna(0).astype(int)
     table["n"] = table["n"].fillna(0).astype(int)
     ascending = not greater_is_better(metric)
-    return table.reset_index().sort_values("mean", ascending=ascending, na_position="last").reset_index(drop=True)
+    # stable: ties in the mean stay in the order of the cells' names
+    return table.reset_index().sort_values("mean", ascending=ascending, na_position="last",
+                                           kind="stable").reset_index(drop=True)
 
 
 def cell_table(runs, metric):

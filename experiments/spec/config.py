@@ -30,6 +30,9 @@ DEFAULTS = {
     # keep each run's trained model as model.keras in its folder (not part of a run's config: it
     # does not change what trains)
     "save_model": True,
+    # the reports' paired comparisons (`experiments.stats`): the margin of practical equivalence,
+    # a number (for the headline metric) or a table of metric = margin; unset: a default per metric
+    "compare": {"margin": {}},
     # a textbook claim and its decision rule (`experiments.claims`); documentation for training
     "claim": None,
     # a keras-tuner search of learning rate and batch size (`experiments.tuning`); `run` ignores it

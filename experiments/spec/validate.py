@@ -117,8 +117,9 @@ def validate(config, base=None):
             spec["metrics"] = spec["metrics"] + raw_metrics(spec["metrics"])  # errors in the targets' own units
         known = len(problems)
         collect(problems, _check_metrics, spec["metrics"], spec["thresholds"], task)
-        if len(problems) == known:  # the monitor is checked against the metrics
+        if len(problems) == known:  # the monitor and the margins are checked against the metrics
             collect(problems, _check_early_stopping, spec)
+            collect(problems, _check_compare, spec)
         for model, dataset in itertools.product(spec["model"], datasets):
             if model is not None:
                 collect(problems, _check_model, model, dataset)
@@ -167,6 +168,24 @@ def _check_early_stopping(spec):
         raise ValueError(f"early_stopping.monitor {merged['monitor']!r} is not a logged metric; valid: "
                          f"{', '.join(logged)}")
     spec["early_stopping"] = merged
+
+
+def _check_compare(spec):
+    """`compare = { margin = 0.005 }` (the headline metric's) or `{ margin = { accuracy = 0.005 } }`,
+    resolved to the table form; margins are finite numbers >= 0."""
+    value = spec["compare"]
+    if not isinstance(value, dict) or set(value) - {"margin"}:
+        raise ValueError(f"compare must be a table with a margin (a number, or a table of metric = margin), "
+                         f"got {value!r}")
+    margin = value.get("margin", {})
+    margins = margin if isinstance(margin, dict) else {spec["metrics"][0]: margin}
+    valid = ["loss", *spec["metrics"]]
+    for metric, value in margins.items():
+        if metric not in valid:
+            raise ValueError(f"compare.margin names {metric!r}, not a recorded metric; valid: {', '.join(valid)}")
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"compare.margin for {metric} must be a finite number >= 0, got {value!r}")
+    spec["compare"] = {"margin": {m: float(v) for m, v in margins.items()}}
 
 
 def _check_diagnostics(spec):

@@ -174,7 +174,8 @@ def _search_identity(spec):
     """What a search depends on (`spec` as search.json holds it): everything but the documentation,
     the trial budget and the seeds after the first (those only add tuned runs)."""
     tune = {k: v for k, v in spec["tune"].items() if k not in ("max_trials", "max_consecutive_failed_trials")}
-    rest = {k: v for k, v in spec.items() if k not in ("description", "claim", "tune", "seeds", "save_model")}
+    rest = {k: v for k, v in spec.items() if k not in ("description", "claim", "tune", "seeds", "save_model",
+                                                     "compare")}
     return {**rest, "tune": tune, "seed": spec["seeds"][0]}
 
 

@@ -9,9 +9,10 @@ import pytest
 from rendered import markdown_tables
 
 from experiments import cli
-from experiments.claims.evaluate import combine, decide, interval
+from experiments.claims.evaluate import combine, decide
 from experiments.reporting.tables import load_tables
 from experiments.spec import load_config, validate
+from experiments.stats import interval
 
 CLAIMS = sorted(Path(__file__).resolve().parents[3].joinpath("experiments", "configs", "claims").glob("*.toml"))
 

@@ -11,6 +11,7 @@ from rendered import console_tables, html_tables, html_text, markdown_tables, ma
 
 from experiments import cli
 from experiments.reporting.render import cell_text, console_table, html_table, markdown_table
+from experiments.reporting.verdicts import shown
 
 NASTY = "A | B <script>alert(\"x\")</script> & <img src=x onerror=alert(1)> 'quoted' `code` *star* [l](u) 1. list"
 
@@ -69,7 +70,7 @@ def nasty(tmp_path_factory):
     out = root / "out"
     experiment = write_config(root / "nasty.toml", {
         **common, "name": "nasty", "dataset": [{"name": "csv", "path": p, "target": "label"} for p in paths],
-        "initializers": ["he_normal", "zeros"], "losses": ["binary_crossentropy"], "seeds": [0, 1],
+        "initializers": ["he_normal", "zeros"], "losses": ["binary_crossentropy"], "seeds": [0, 1, 2],
         "diagnostics": {"every": 1, "probe": 16}})
     assert cli.main(["run", str(experiment), "--output", str(out), "--quiet"]) == 0
     search = write_config(root / "nasty_tune.toml", {
@@ -94,15 +95,25 @@ def test_the_experiment_report_shows_its_csvs(nasty, browser):
     tables, page = _pages(reports / "report.md", browser)
     cells, runs = _csv(reports / "cells.csv"), _csv(reports / "runs.csv")
     assert NASTY in html_text(page) and NASTY in markdown_unescape((reports / "report.md").read_text())
-    pivot, ranking, diagnostics = tables
-    # the pivot: a row per (dataset, initializer), a column per loss, each cell the cell's result
+    pivot, ranking, versus, diagnostics = tables
+    # the pivot: a row per (dataset, initializer), a column per loss, each cell the cell's result,
+    # marked * when it is the best or not distinguishable from it
     assert pivot[0] == ["dataset", "initializer", "binary_crossentropy"]
     assert len(pivot[1]) == len(cells) == 4 and all(len(row) == 3 for row in pivot[1])
     for row in pivot[1]:
         match = cells[(cells["dataset"] == row[0]) & (cells["initializer"] == row[1])]
-        assert row[2] == match["result"].item()
+        star = " *" if match["vs_best"].item() in ("best", "practically equivalent", "inconclusive") else ""
+        assert row[2] == match["result"].item() + star
+    assert any(row[2].endswith(" *") for row in pivot[1])  # the best at least
     assert any("|" in row[0] and "<t>" in row[0] for row in pivot[1])  # the path's characters, as written
     _same(ranking, cells.drop(columns=["ok", "result"]), where="ranking")
+    # which differences are real: one family (one loss), every cell against the best, as verdicts.csv
+    verdicts = _csv(reports / "verdicts.csv")
+    assert set(verdicts["family"]) == {"cells"} and "Holm-corrected" in page
+    _same(versus, shown(verdicts.drop(columns=["family"]), "test_accuracy"), where="verdicts")
+    assert versus[1][0][versus[0].index("verdict")] == "best"
+    assert dict(zip(cells["initializer"] + cells["dataset"], cells["vs_best"], strict=True)) == dict(zip(
+        verdicts["initializer"] + verdicts["dataset"], verdicts["verdict"], strict=True))
     means = runs.groupby(["dataset", "initializer", "loss"], sort=False)[
         ["diag_init_distinct_units", "diag_end_distinct_units"]].mean().reset_index()
     assert diagnostics[0][:5] == ["dataset", "initializer", "loss", "distinct_units init", "distinct_units end"]
