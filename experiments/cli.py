@@ -1,4 +1,4 @@
-"""Command line: `init-loss-lab run|tune|validate|report|claims|tensorboard|list` (also
+"""Command line: `init-loss-lab run|tune|validate|report|claims|compare|tensorboard|list` (also
 `python -m experiments ...` from the repository).
 
 Kept thin: each command is a plain function call (`spec.validate`, `runner.run_experiment`,
@@ -69,6 +69,20 @@ def _parser():
     board.add_argument("experiment", metavar="EXPERIMENT", help="an experiment name under DIR/runs")
     board.add_argument("--output", default=".", metavar="DIR", help="output tree holding runs/ (default .)")
     board.add_argument("--port", type=int, default=6006, help="port on 127.0.0.1 (default 6006)")
+    compare = commands.add_parser(
+        "compare", help="compare two cells paired by seed: difference, interval, p-value, verdict",
+        description="compare two cells of an experiment (or of two experiments trained on the same data and "
+                    "seeds), paired by seed: the mean difference a - b, its 95%% interval, the paired t-test's "
+                    "p-value, a verdict and the seeds needed to separate them")
+    compare.add_argument("experiment", metavar="EXPERIMENT", help="an experiment name under DIR/runs")
+    compare.add_argument("--a", required=True, metavar="AXIS=VALUE,...",
+                         help="cell a, e.g. initializer=he_normal,loss=huber (several cells: pooled per seed)")
+    compare.add_argument("--b", required=True, metavar="AXIS=VALUE,...", help="cell b, likewise")
+    compare.add_argument("--b-experiment", metavar="EXPERIMENT", help="take cell b from another experiment")
+    compare.add_argument("--metric", help="a recorded metric (default: the headline), on the test set: accuracy, "
+                                          "loss, ...; or a column of runs.csv such as best_val_accuracy")
+    compare.add_argument("--output", default=".", metavar="DIR", help="output tree holding runs/ (default .)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     catalogue = commands.add_parser("list", help="list the catalogues: initializers, losses, ...",
                                     description="list the catalogues and their parameters")
     catalogue.add_argument("which", nargs="?", help="one catalogue (default: all)")
@@ -202,6 +216,62 @@ def cmd_tensorboard(args):
             server.wait()
 
 
+def cmd_compare(args):
+    import json
+    import math
+
+    from experiments.records.experiment import load_experiment
+    from experiments.reporting.render import console_text
+    from experiments.reporting.tables import load_tables
+    from experiments.reporting.verdicts import compare_cells, parse_selector
+
+    names = [args.experiment, args.b_experiment or args.experiment]
+    folders = [store.experiment_dir(args.output, n) for n in names]
+    for name, folder in zip(names, folders, strict=True):
+        if not (folder / "experiment.json").is_file():
+            raise ValueError(f"no experiment {name!r} under {str(Path(args.output) / 'runs')!r}; run it first")
+    spec = load_experiment(folders[0])["spec"]
+    runs = [load_tables(f)[0] for f in dict.fromkeys(folders)]
+    metric = args.metric or spec.headline
+    column = f"test_{metric}" if f"test_{metric}" in runs[0] else metric
+    if column not in runs[0] or runs[0][column].dtype.kind not in "if":
+        valid = ["loss", *spec.metrics]
+        raise ValueError(f"--metric {metric!r} is not recorded by {names[0]}; valid: {', '.join(valid)} (test set), "
+                         "or a numeric column of runs.csv")
+    found = compare_cells(runs[0], parse_selector(args.a), runs[-1], parse_selector(args.b), column,
+                          spec.compare["margin"], names)
+    if args.json:
+        clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
+        found["comparison"] = {k: clean(v) for k, v in found["comparison"].items()}
+        for side in ("a", "b"):
+            found[side]["values"] = {str(seed): v for seed, v in found[side]["values"].items()}
+        print(json.dumps(found, indent=2, default=str))
+        return 0
+    c = found["comparison"]
+    print(console_text(f"{column}, paired by seed ({c['n']} seeds both finished)"))
+    for side in ("a", "b"):
+        part = found[side]
+        values = list(part["values"].values())
+        shown = ", ".join(f"{k}={v}" for k, v in part["selector"].items())
+        pooled = f"; {len(part['cells'])} cells pooled per seed" if len(part["cells"]) > 1 else ""
+        mean = f"{sum(values) / len(values):.4g} over {len(values)} seeds" if values else "no seed finished"
+        print(console_text(f"  {side}: {part['experiment']}: {shown} = {mean}{pooled}"))
+    if c["n"] >= 2:
+        print(f"  a - b: {c['diff']:.4g}, 95% t-interval [{c['lower']:.4g}, {c['upper']:.4g}], "
+              f"p = {c['p']:.3g} (paired t-test, one comparison: not Holm-corrected as the report's tables are)"
+              + (f"; paired bootstrap [{c['boot_lower']:.4g}, {c['boot_upper']:.4g}]"
+                 if math.isfinite(c["boot_lower"]) else ""))
+    verdict = {"better": "a is better than b", "worse": "a is worse than b",
+               "practically equivalent": "a and b are practically equivalent",
+               "inconclusive": "inconclusive: neither better nor practically equivalent",
+               "no verdict": f"no verdict: {c['n']} seeds, a paired comparison needs at least 3"}[c["verdict"]]
+    print(f"  verdict: {verdict} (margin of practical equivalence {c['margin']:.4g}: {found['margin_source']})")
+    if c["verdict"] in ("inconclusive", "no verdict") and math.isfinite(c["seeds_needed"]):
+        print(f"  seeds needed to separate them at this difference and spread: {c['seeds_needed']:.0f} "
+              "(80% power, level 0.05)")
+    return 0
+
+
 def cmd_claims(args):
     from experiments.claims.run import run_claims
 
@@ -258,7 +328,7 @@ def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     command = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "claims": cmd_claims,
-               "list": cmd_list, "tune": cmd_tune, "tensorboard": cmd_tensorboard}[args.command]
+               "list": cmd_list, "tune": cmd_tune, "tensorboard": cmd_tensorboard, "compare": cmd_compare}[args.command]
     # `kill` and Ctrl-C stop the same way: one line, resumable (only the main thread handles signals)
     handled = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
     previous = {s: signal.signal(s, _stop) for s in handled} \

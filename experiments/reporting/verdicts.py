@@ -132,3 +132,65 @@ def add_section(page, found, margin, configured, metric, seeds):
     for title, _, table in found:
         page.heading(f"Against the best: {title}", level=3)
         page.table(shown(table, metric), digits=4)
+
+
+# -- two cells, named on the command line (`init-loss-lab compare`) --------------------------------
+
+
+def parse_selector(text):
+    """`initializer=he_normal,loss=huber` -> {"initializer": "he_normal", "loss": "huber"}."""
+    pairs = [part.partition("=") for part in str(text).split(",") if part.strip()]
+    if not pairs or any(not key.strip() or not sep or not value.strip() for key, sep, value in pairs):
+        raise ValueError(f"a cell is AXIS=VALUE pairs joined by commas, e.g. initializer=he_normal,loss=huber; "
+                         f"got {text!r}")
+    return {key.strip(): value.strip() for key, _, value in pairs}
+
+
+def select(runs, selector, name):
+    """The runs of the cells `selector` picks (by the runs table's axis labels; a learning rate
+    or batch size by its number); a clear error when an axis or a value is unknown."""
+    from experiments.reporting.tables import AXES
+
+    picked = runs
+    for axis, wanted in selector.items():
+        if axis not in AXES:
+            raise ValueError(f"unknown axis {axis!r} in a cell of {name}; valid axes: {', '.join(AXES)}")
+        column = picked[axis]
+        try:
+            match = (pd.to_numeric(column) == float(wanted)) if axis in ("learning_rate", "batch_size") \
+                else column.astype(str) == wanted
+        except ValueError:
+            match = column.astype(str) == wanted
+        if not match.any():
+            valid = ", ".join(map(str, dict.fromkeys(runs[axis].astype(str))))
+            raise ValueError(f"{axis}={wanted} matches no run of {name}"
+                             + (" with the other values given" if len(picked) < len(runs) else "")
+                             + f"; valid: {valid}")
+        picked = picked[match]
+    return picked
+
+
+def compare_cells(runs_a, selector_a, runs_b, selector_b, metric, margins=None, names=("a", "b")):
+    """Cell a against cell b (each the cells its selector picks, pooled per seed when several),
+    paired by seed. Returns a dict: per side its selector, cells, mean and seeds, and the
+    `stats.Comparison` (differences a - b), its margin and where that came from."""
+    sides = {}
+    for key, runs, selector, name in (("a", runs_a, selector_a, names[0]), ("b", runs_b, selector_b, names[1])):
+        picked = select(runs, selector, name)
+        if metric not in picked:
+            raise ValueError(f"{name} records no {metric}")
+        values = seed_values(picked.assign(_all="all"), metric, ["_all"]).get(("all",), {})
+        sides[key] = {"experiment": name, "selector": selector, "cells": list(dict.fromkeys(picked["cell"])),
+                      "values": values}
+    data = [set(select(runs, selector, name)["dataset"].astype(str)) for runs, selector, name in
+            ((runs_a, selector_a, names[0]), (runs_b, selector_b, names[1]))]
+    if data[0] != data[1]:  # a seed pairs runs only on the same data and split
+        raise ValueError(f"a and b trained on different data ({', '.join(sorted(data[0]))} vs "
+                         f"{', '.join(sorted(data[1]))}): their seeds do not pair")
+    greater = greater_is_better(metric)
+    means = [np.mean(list(s["values"].values())) if s["values"] else math.nan for s in sides.values()]
+    best = max(means) if greater else min(means)
+    margin, configured = margin_of(metric, margins, best if np.isfinite(best) else math.nan)
+    comparison = stats.compare(sides["a"]["values"], sides["b"]["values"], greater, margin)
+    return {"metric": metric, "a": sides["a"], "b": sides["b"], "comparison": comparison.as_dict(),
+            "margin_source": stats.margin_text(metric, configured)}
