@@ -6,6 +6,7 @@ plots and the failed trials. Reads only what the search and the tuned runs wrote
                    trial_epochs.csv     a row per trial x epoch (keras-tuner itself keeps only the best step)
                    best.csv             the best trial per cell
                    tuned.csv            the tuned comparison: test mean +- std over the spec's seeds per cell
+                   verdicts.csv         every tuned cell against the best, paired by seed (`verdicts`)
                    sensitivity_learning_rate.png, sensitivity_batch_size.png
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from experiments.records import store
+from experiments.reporting import verdicts
 from experiments.reporting.plots import pyplot
 from experiments.reporting.render import Code, Page
 from experiments.reporting.tables import format_cell, load_tables, summarize_cells
@@ -101,13 +103,18 @@ def plot_sensitivity(trials, best, tune, hp, path):
     plt.close(fig)
 
 
-def tuned_table(tuned_dir, best, metrics):
-    """Per cell: its best learning rate, batch size and objective, then test loss and metrics as
-    mean +- std over the seeds that finished."""
+def tuned_runs(tuned_dir):
+    """The tuned runs (`load_tables`), each cell labelled `initializer | loss` as the search's."""
     runs, _ = load_tables(tuned_dir)
+    return runs.assign(cell=runs["initializer"] + " | " + runs["loss"])
+
+
+def tuned_table(runs, best, metrics, versus=None):
+    """Per cell: its best learning rate, batch size and objective, then test loss and metrics as
+    mean +- std over the seeds that finished, and (`versus`: the verdicts' cells table) how it
+    compares with the best cell."""
     table = best[["cell", "learning_rate", "batch_size", "objective"]].rename(
         columns={"objective": "search objective"}).set_index("cell")
-    runs = runs.assign(cell=runs["initializer"] + " | " + runs["loss"])
     for metric in ["loss", *metrics]:
         stats = summarize_cells(runs, f"test_{metric}").assign(
             cell=lambda t: t["initializer"] + " | " + t["loss"]).set_index("cell")
@@ -118,6 +125,8 @@ def tuned_table(tuned_dir, best, metrics):
     table = table.sort_values(f"_{headline}", ascending=not greater_is_better(headline), na_position="last")
     table["runs"] = [", ".join(f"{n} {s}" for s, n in runs.loc[runs["cell"] == c, "status"].value_counts().items())
                      for c in table.index]
+    if versus is not None:
+        table["vs best"] = versus.set_index("cell")["verdict"].reindex(table.index)
     return table.drop(columns=[c for c in table if c.startswith("_")]).reset_index()
 
 
@@ -130,7 +139,14 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     trials, epochs = trial_tables(search_dir)
     best = pd.DataFrame(search["best"], columns=BEST_COLUMNS)
-    tuned = tuned_table(tuned_dir, best, spec.metrics) if tuned_dir and not best.empty else pd.DataFrame()
+    found = None
+    if tuned_dir and not best.empty:
+        runs = tuned_runs(tuned_dir)
+        found, margin, configured = verdicts.families(runs, f"test_{spec.headline}", ["cell"], spec.compare["margin"])
+        tuned = tuned_table(runs, best, spec.metrics, found[0][2])
+        store.write_atomic(out_dir / "verdicts.csv", verdicts.csv_table(found).to_csv(index=False))
+    else:
+        tuned = pd.DataFrame()
     for name, table in (("trials", trials), ("trial_epochs", epochs), ("best", best), ("tuned", tuned)):
         store.write_atomic(out_dir / f"{name}.csv", table.to_csv(index=False))
     for hp in ("learning_rate", "batch_size"):
@@ -176,6 +192,9 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
     page.table(tuned, digits=DIGITS, empty="No cell has a completed trial yet.")
     if untried:
         page.paragraph(f"Not retrained, no completed trial: {', '.join(untried)}.")
+    if found is not None:
+        verdicts.add_section(page, found, margin, configured, f"test_{spec.headline}", spec.seeds,
+                             marked="The tuned comparison's column vs best names")
     page.heading("Best trial per cell")
     page.paragraph(f"By the search objective, {tune.objective}; ties go to the earliest trial.")
     page.table(best, digits=DIGITS)

@@ -104,9 +104,10 @@ def csv_table(found):
     return pd.concat([t.assign(family=title) for title, _, t in found], ignore_index=True)
 
 
-def add_section(page, found, margin, configured, metric, seeds):
+def add_section(page, found, margin, configured, metric, seeds, marked="Marked * in the tables above"):
     """The "Which differences are real" section (`found`, `margin`, `configured`: what `families`
-    returns) on a report `Page`; `seeds` the spec's seeds."""
+    returns) on a report `Page`; `seeds` the spec's seeds; `marked`: where the tables mark the
+    cells not distinguishable from the best."""
     page.heading("Which differences are real")
     if len(seeds) < stats.MIN_PAIRS:
         page.paragraph(f"No verdict is possible with {len(seeds)} seed{'s' if len(seeds) != 1 else ''}: a paired "
@@ -127,8 +128,8 @@ def add_section(page, found, margin, configured, metric, seeds):
         "inconclusive otherwise; no verdict with fewer than 3 seeds. Seeds needed: how many seeds would "
         f"separate the two at this difference and spread ({stats.POWER:.0%} power at the level Holm's "
         "correction asks of a table's first comparison, 0.05 over its comparisons; - when no difference was "
-        "seen). Runs that did not finish ok are left out of their seed's pair. Marked * in the tables above: "
-        "the best cell and those not distinguishable from it (practically equivalent or inconclusive).")
+        f"seen). Runs that did not finish ok are left out of their seed's pair. {marked}: the best cell and "
+        "those not distinguishable from it (practically equivalent or inconclusive).")
     for title, _, table in found:
         page.heading(f"Against the best: {title}", level=3)
         page.table(shown(table, metric), digits=4)

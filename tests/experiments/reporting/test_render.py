@@ -11,7 +11,7 @@ from rendered import console_tables, html_tables, html_text, markdown_tables, ma
 
 from experiments import cli
 from experiments.reporting.render import cell_text, console_table, html_table, markdown_table
-from experiments.reporting.verdicts import shown
+from experiments.reporting.verdicts import shown as shown_verdicts
 
 NASTY = "A | B <script>alert(\"x\")</script> & <img src=x onerror=alert(1)> 'quoted' `code` *star* [l](u) 1. list"
 
@@ -75,7 +75,7 @@ def nasty(tmp_path_factory):
     assert cli.main(["run", str(experiment), "--output", str(out), "--quiet"]) == 0
     search = write_config(root / "nasty_tune.toml", {
         **common, "name": "nasty_tune", "dataset": {"name": "moons", "n_samples": 80},
-        "initializers": ["he_normal"], "losses": ["categorical_crossentropy"], "seeds": [0, 1],
+        "initializers": ["he_normal", "zeros"], "losses": ["categorical_crossentropy"], "seeds": [0, 1, 2],
         "tune": {"max_trials": 2, "batch_size": [16, 32]}})
     assert cli.main(["tune", str(search), "--output", str(out), "--quiet"]) == 0
     claim = write_config(root / "nasty_claim.toml", {
@@ -110,7 +110,7 @@ def test_the_experiment_report_shows_its_csvs(nasty, browser):
     # which differences are real: one family (one loss), every cell against the best, as verdicts.csv
     verdicts = _csv(reports / "verdicts.csv")
     assert set(verdicts["family"]) == {"cells"} and "Holm-corrected" in page
-    _same(versus, shown(verdicts.drop(columns=["family"]), "test_accuracy"), where="verdicts")
+    _same(versus, shown_verdicts(verdicts.drop(columns=["family"]), "test_accuracy"), where="verdicts")
     assert versus[1][0][versus[0].index("verdict")] == "best"
     assert dict(zip(cells["initializer"] + cells["dataset"], cells["vs_best"], strict=True)) == dict(zip(
         verdicts["initializer"] + verdicts["dataset"], verdicts["verdict"], strict=True))
@@ -133,7 +133,10 @@ def test_the_tuner_report_and_console_show_their_csvs(nasty, browser, capsys):
     column = shown[0].index("test accuracy")
     assert [row[column] for row in shown[1]] == tuned["test accuracy"].tolist()
     assert all(row[0].count(" | ") == 1 for row in shown[1])
-    _same(tables[1], best, digits=6, where="best")
+    versus = _csv(reports / "verdicts.csv")  # the tuned cells against the best, paired by seed
+    _same(tables[1], shown_verdicts(versus.drop(columns=["family"]), "test_accuracy"), where="verdicts")
+    assert tuned.set_index("cell")["vs best"].to_dict() == versus.set_index("cell")["verdict"].to_dict()
+    _same(tables[2], best, digits=6, where="best")
     shown_trials = tables[-1]
     _same(shown_trials, trials[shown_trials[0]], digits=6, where="trials")
     # the console: the command prints the tuned table
