@@ -3,8 +3,8 @@
     cli, api -> tuning, claims -> runner -> engines, reporting -> records -> spec -> data
         (-> models -> initializers, the top-level catalogue packages)
 
-`init-loss-lab` (or `python -m experiments`) is the command line; `run`, `load` and `load_model`
-below are the Python API (`experiments.api`), and `register_initializer`, `register_loss`,
+`init-loss-lab` (or `python -m experiments`) is the command line; `run`, `load`, `compare` and
+`load_model` below are the Python API (`experiments.api`), and `register_initializer`, `register_loss`,
 `register_activation`, `register_metric`, `register_model` and `register_dataset` add your own
 parts to the catalogues for configs to name. Importing this package imports no TensorFlow.
 """
@@ -36,6 +36,13 @@ def load(name, output="."):
     from experiments import api
 
     return api.load(name, output)
+
+
+def compare(name, a, b, output=".", metric=None, b_experiment=None):
+    """Two cells paired by seed, as `init-loss-lab compare` (`experiments.api.compare`)."""
+    from experiments import api
+
+    return api.compare(name, a, b, output, metric, b_experiment)
 
 
 def load_model(path):

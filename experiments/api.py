@@ -4,6 +4,7 @@ tables, report, TensorBoard records) and returns the tables; `load` reads a fini
     import experiments as lab
     result = lab.run("experiments/configs/digits_init_x_loss.toml", output="out", overrides={"epochs": 5})
     result.cells            # one row per cell: mean, std, n over seeds, the status counts
+    lab.compare("digits_init_x_loss", {"initializer": "he_normal"}, {"initializer": "zeros"}, output="out")
 """
 
 import dataclasses
@@ -17,6 +18,7 @@ from experiments.console import filter_native_logs
 from experiments.records import rundir, store
 from experiments.records.experiment import EXPERIMENT, load_experiment
 from experiments.reporting.tables import cell_table, load_diagnostics, load_tables
+from experiments.reporting.verdicts import compare_named
 from experiments.runner import report_experiment, run_experiment
 from experiments.spec import apply_overrides, load_config, locate_config, validate
 from experiments.spec.config import apply_values
@@ -108,3 +110,12 @@ def load_model(path):
     if record is not None:
         register_recorded(load_experiment(record)["spec"].parts)
     return keras.saving.load_model(file)
+
+
+def compare(name, a, b, output=".", metric=None, b_experiment=None):
+    """Two cells paired by seed, as `init-loss-lab compare`: `a` and `b` select cells by their axes
+    (`{"initializer": "he_normal", "loss": "huber"}`; several cells are pooled per seed). Returns a
+    dict: per side its cells and per-seed values, and `comparison` (`experiments.stats.Comparison`
+    as a dict: diff = a - b, lower, upper, p, verdict, seeds_needed, ...)."""
+    return compare_named(output, name, {k: str(v) for k, v in a.items()}, {k: str(v) for k, v in b.items()},
+                         metric, b_experiment)

@@ -220,26 +220,12 @@ def cmd_compare(args):
     import json
     import math
 
-    from experiments.records.experiment import load_experiment
     from experiments.reporting.render import console_text
-    from experiments.reporting.tables import load_tables
-    from experiments.reporting.verdicts import compare_cells, parse_selector
+    from experiments.reporting.verdicts import compare_named, parse_selector
 
-    names = [args.experiment, args.b_experiment or args.experiment]
-    folders = [store.experiment_dir(args.output, n) for n in names]
-    for name, folder in zip(names, folders, strict=True):
-        if not (folder / "experiment.json").is_file():
-            raise ValueError(f"no experiment {name!r} under {str(Path(args.output) / 'runs')!r}; run it first")
-    spec = load_experiment(folders[0])["spec"]
-    runs = [load_tables(f)[0] for f in dict.fromkeys(folders)]
-    metric = args.metric or spec.headline
-    column = f"test_{metric}" if f"test_{metric}" in runs[0] else metric
-    if column not in runs[0] or runs[0][column].dtype.kind not in "if":
-        valid = ["loss", *spec.metrics]
-        raise ValueError(f"--metric {metric!r} is not recorded by {names[0]}; valid: {', '.join(valid)} (test set), "
-                         "or a numeric column of runs.csv")
-    found = compare_cells(runs[0], parse_selector(args.a), runs[-1], parse_selector(args.b), column,
-                          spec.compare["margin"], names)
+    found = compare_named(args.output, args.experiment, parse_selector(args.a), parse_selector(args.b), args.metric,
+                          args.b_experiment)
+    column = found["metric"]
     if args.json:
         clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v  # noqa: E731
         found["comparison"] = {k: clean(v) for k, v in found["comparison"].items()}

@@ -4,11 +4,15 @@ p-values, verdicts and seeds needed. The reports, `compare` and the tuner report
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from experiments import stats
+from experiments.records import store
+from experiments.records.experiment import load_experiment
+from experiments.reporting.tables import AXES, load_tables
 from models.metrics import greater_is_better
 
 INDISTINGUISHABLE = ("practically equivalent", "inconclusive")  # from the best: marked in the tables
@@ -150,8 +154,6 @@ def parse_selector(text):
 def select(runs, selector, name):
     """The runs of the cells `selector` picks (by the runs table's axis labels; a learning rate
     or batch size by its number); a clear error when an axis or a value is unknown."""
-    from experiments.reporting.tables import AXES
-
     picked = runs
     for axis, wanted in selector.items():
         if axis not in AXES:
@@ -195,3 +197,22 @@ def compare_cells(runs_a, selector_a, runs_b, selector_b, metric, margins=None, 
     comparison = stats.compare(sides["a"]["values"], sides["b"]["values"], greater, margin)
     return {"metric": metric, "a": sides["a"], "b": sides["b"], "comparison": comparison.as_dict(),
             "margin_source": stats.margin_text(metric, configured)}
+
+
+def compare_named(output, name, a, b, metric=None, other=None):
+    """`compare_cells` for experiment `name` under `output` (cell b from experiment `other` when
+    given); `a`, `b` selectors (`parse_selector`); `metric` a recorded metric, read on the test set
+    (default the headline), or a numeric column of runs.csv."""
+    names = [name, other or name]
+    folders = [store.experiment_dir(output, n) for n in names]
+    for named, folder in zip(names, folders, strict=True):
+        if not (folder / "experiment.json").is_file():
+            raise ValueError(f"no experiment {named!r} under {str(Path(output) / 'runs')!r}; run it first")
+    spec = load_experiment(folders[0])["spec"]
+    runs = [load_tables(f)[0] for f in dict.fromkeys(folders)]
+    metric = metric or spec.headline
+    column = f"test_{metric}" if f"test_{metric}" in runs[0] else metric
+    if column not in runs[0] or runs[0][column].dtype.kind not in "if":
+        raise ValueError(f"--metric {metric!r} is not recorded by {name}; valid: {', '.join(['loss', *spec.metrics])} "
+                         "(test set), or a numeric column of runs.csv")
+    return compare_cells(runs[0], a, runs[-1], b, column, spec.compare["margin"], names)

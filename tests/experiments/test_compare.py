@@ -87,3 +87,12 @@ def test_across_two_experiments_on_the_same_data(two, capsys):
 def test_bad_input_is_one_line_and_exit_2(two, capsys, args, message):
     code, err = _compare(two, capsys, "adam", *args)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_the_python_api_gives_the_same_comparison(two, capsys):
+    import experiments as lab
+
+    code, found = _compare(two, capsys, "adam", "--a", "initializer=he_normal", "--b", "initializer=zeros")
+    same = lab.compare("adam", {"initializer": "he_normal"}, {"initializer": "zeros"}, output=two)
+    assert code == 0 and same["comparison"]["diff"] == found["comparison"]["diff"]
+    assert same["comparison"]["verdict"] == found["comparison"]["verdict"]

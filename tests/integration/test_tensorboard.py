@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from rendered import click_checkbox, hparams_cells, margin_matches, tensorboard_cards
+from rendered import click_checkbox, hparams_cells, html_tables, margin_matches, tensorboard_cards
 
 from experiments import cli
 
@@ -21,7 +21,7 @@ losses = ["mean_squared_error", "huber"]
 optimizer = "sgd"
 learning_rate = [0.01, 1000.0]
 batch_size = 32
-seeds = [0, 1]
+seeds = [0, 1, 2]
 epochs = 3
 diagnostics = { every = 2 }
 """
@@ -156,10 +156,17 @@ def test_mean_std_runs_and_their_margin_charts(board):
     np.testing.assert_allclose([v for _, _, v in served], np.mean(diagnosed, axis=0), rtol=1e-6)
 
 
-def test_config_environment_and_report_plots(board):
-    get, _, _, _, _ = board
-    assert {"config", "environment"} <= set(get("/data/plugin/text/tags")["."])
+def test_config_environment_verdicts_and_report_plots(board):
+    get, _, _, exp_dir, _ = board
+    assert {"config", "environment", "verdicts"} <= set(get("/data/plugin/text/tags")["."])
     assert {"report/curves", "report/heatmap", "report/layers"} <= set(get("/data/plugin/images/tags")["."])
+    # the report's verdicts, rendered by TensorBoard: a row per cell with its verdict
+    (text,) = get("/data/plugin/text/text", run=".", tag="verdicts")
+    verdicts = pd.read_csv(exp_dir.parent.parent / "reports" / "tb" / "verdicts.csv")
+    (header, body), *_ = html_tables(text["text"])
+    cells = verdicts[verdicts["family"] == "cells"]
+    assert [row[header.index("verdict")] for row in body] == cells["verdict"].tolist()
+    assert [row[header.index("initializer")] for row in body] == cells["initializer"].tolist()
 
 
 def test_the_tensorboard_command_serves_one_experiment_on_127_0_0_1(board, wait):
