@@ -24,12 +24,13 @@ def seed_values(runs, metric, by):
     """`{group: {seed: value}}` over the runs that finished ok: per value of the `by` columns (a
     tuple) and seed, the mean of `metric` over the group's runs of that seed (other axes pooled);
     a seed where one of the group's runs did not finish ok is left out of that group."""
-    table = runs.assign(_ok=(runs["status"] == "ok") & np.isfinite(pd.to_numeric(runs.get(metric), errors="coerce")))
+    measured = pd.to_numeric(runs[metric], errors="coerce") if metric in runs else pd.Series(np.nan, runs.index)
+    table = runs.assign(_value=measured, _ok=(runs["status"] == "ok") & np.isfinite(measured))
     values = {}
     for key, part in table.groupby(by, sort=False):
         whole = part.groupby("seed")["_ok"].all()
         ok = part[part["_ok"] & part["seed"].isin(whole[whole].index)]
-        values[key if isinstance(key, tuple) else (key,)] = ok.groupby("seed")[metric].mean().to_dict()
+        values[key if isinstance(key, tuple) else (key,)] = ok.groupby("seed")["_value"].mean().to_dict()
     return values
 
 
@@ -118,6 +119,9 @@ def add_section(page, found, margin, configured, metric, seeds, marked="Marked *
                        f"comparison needs at least {stats.MIN_PAIRS} (set seeds to a longer list).")
         return
     cells = found[0][2]
+    if not cells["n"].iloc[0]:
+        page.paragraph("No cell has a run that finished ok yet: nothing to compare.")
+        return
     best = " | ".join(str(cells.iloc[0][a]) for a in found[0][1])
     comparisons = sum(len(t) - 1 for _, _, t in found)
     page.paragraph(
