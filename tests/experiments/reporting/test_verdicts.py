@@ -34,7 +34,8 @@ def test_every_cell_against_the_best_paired_by_seed():
     expected = runs[runs["initializer"] == "b"]["test_accuracy"].to_numpy() - \
         runs[runs["initializer"] == best]["test_accuracy"].to_numpy()
     assert row["difference"] == pytest.approx(expected.mean()) and row["n"] == 5
-    assert verdicts.marks(table, ["initializer", "loss"]) == {(best, "x"): True, ("c" if best == "a" else "a", "x"): True}
+    twin = "c" if best == "a" else "a"  # a and c differ by less than the margin
+    assert verdicts.marks(table, ["initializer", "loss"]) == {(best, "x"): True, (twin, "x"): True}
 
 
 def test_runs_that_did_not_finish_leave_their_seed_out_and_pooling_is_per_seed():
