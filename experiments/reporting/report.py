@@ -85,7 +85,7 @@ def build_report(exp_dir, out_dir, tables=None):
     versus = found[0][2].set_index(axes)["verdict"]
     cells["vs_best"] = [versus.get(tuple(r[a] for a in axes) if len(axes) > 1 else r[axes[0]]) for _, r in
                         cells.iterrows()]  # against the best cell
-    marked = cells["vs_best"].isin(("best", *verdicts.INDISTINGUISHABLE)) & (len(spec.seeds) >= 3)
+    marked = verdicts.marked(cells["vs_best"]) & (len(spec.seeds) >= 3)
 
     store.write_atomic(out_dir / "runs.csv", runs.to_csv(index=False))
     store.write_atomic(out_dir / "verdicts.csv", verdicts.csv_table(found).to_csv(index=False))

@@ -86,10 +86,9 @@ def families(runs, metric, axes, margins=None):
     return tables, margin, configured
 
 
-def marks(table, by):
-    """`{group: True}` for the best group and those not distinguishable from it."""
-    keep = table["verdict"].isin(("best", *INDISTINGUISHABLE))
-    return {tuple(row[b] for b in by): True for _, row in table[keep].iterrows()}
+def marked(verdict):
+    """A Series of verdicts against the best -> true for the best and those not distinguishable from it."""
+    return verdict.isin(("best", *INDISTINGUISHABLE))
 
 
 SHOWN = {"n": "seeds", "difference": "difference to best", "ci_low": "95% low", "ci_high": "95% high",
