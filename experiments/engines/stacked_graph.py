@@ -3,8 +3,12 @@ optimizer over the stacked weights, each member's catalogue loss on its own slic
 sums of the metric catalogue, and the graph functions (one XLA-compiled call per epoch).
 
 Each member's loss is the catalogue's Keras loss on its own slice; the gradient of their sum is
-every member's own gradient; the optimizer is element-wise, so per member. A member that is no
-longer active (diverged or early-stopped) is masked: its weights stop changing.
+every member's own gradient; the optimizer is element-wise, so per member. Members may each have
+their own learning rate: every catalogue optimizer's step is linear in a constant learning rate
+(SGD with momentum or Nesterov, RMSprop, Adagrad, Adadelta, Adam: their state never holds the
+rate, or holds it as a factor), so the optimizer steps at rate 1 and each member's step is scaled
+by its own rate; scaling gradients instead would not do (Adam and RMSprop ignore their scale). A
+member that is no longer active (diverged or early-stopped) is masked: its weights stop changing.
 """
 
 import functools
@@ -53,8 +57,10 @@ class StackedGraph:
             l1=options["l1"], l2=options["l2"],
         )
         self.variables = self.model.trainable_variables
-        self.optimizer = optimizers.get(config.optimizer, config.learning_rate)
+        # the optimizer steps at learning rate 1; each member's step is scaled by its own rate
+        self.optimizer = optimizers.get(config.optimizer, 1.0)
         self.optimizer.build(self.variables)
+        self.rates = tf.constant([r.config.learning_rate for r, _ in members], dtype=tf.float32)
         # contiguous (start, stop, loss) slices; reduction=None keeps one loss per example
         self.slices, start = [], 0
         for _, same in itertools.groupby(members, key=loss_key):
@@ -112,9 +118,10 @@ class StackedGraph:
         grads = tape.gradient(total, self.variables)
         before = [tf.identity(v) for v in self.variables]
         self.optimizer.apply(grads, self.variables)
-        for v, old in zip(self.variables, before, strict=True):  # masked members keep their weights
-            mask = tf.reshape(self.active, [-1] + [1] * (len(v.shape) - 1))
-            v.assign(tf.where(mask, v, old))
+        for v, old in zip(self.variables, before, strict=True):
+            shape = [-1] + [1] * (len(v.shape) - 1)
+            step = (v - old) * tf.reshape(self.rates, shape)  # the member's own learning rate
+            v.assign(tf.where(tf.reshape(self.active, shape), old + step, old))  # masked members keep theirs
         return losses, self._stats(y, tf.concat(outputs, axis=0))
 
     def _train_steps(self, order):

@@ -1,9 +1,9 @@
 """The vectorized engine: the runs of a grid that share their training settings train as one
 stacked model (`models.stacked`), each run one member, with results equal to the reference engine.
 
-Runs are grouped by everything that must be shared: the data, batch size, epochs, optimizer and
-learning rate, model shape and output head. Within a group, members differ in initializer, loss
-and seed. Every member sees the mini-batches its run would see alone (`procedure.epoch_orders`),
+Runs are grouped by everything that must be shared: the data, batch size, epochs, optimizer,
+model shape and output head. Within a group, members differ in initializer, loss, learning rate
+(`stacked_graph` scales each member's step by its own) and seed. Every member sees the mini-batches its run would see alone (`procedure.epoch_orders`),
 gathered per member, so the groups need not share a seed.
 
 One graph call trains a whole epoch (`stacked_graph`). A member whose epoch loss is NaN or inf
@@ -29,12 +29,12 @@ from models import head_for
 
 
 def group_key(run, data):
-    """What the members of a stacked group share: every setting but initializers, loss and seed,
-    and the output head."""
+    """What the members of a stacked group share: every setting but initializers, loss, learning
+    rate and seed, and the output head."""
 
     head = head_for(data.task, run.config.loss, data.n_classes, data.n_targets)
     shared = {k: v for k, v in run.config.as_dict().items()
-              if k not in ("initializer", "bias_initializer", "loss", "seed")}
+              if k not in ("initializer", "bias_initializer", "loss", "learning_rate", "seed")}
     return json.dumps([shared, [head.units, head.activation, head.target]], sort_keys=True, default=str)
 
 

@@ -47,11 +47,11 @@ def available_bytes():
 
 def group_size(spec, model):
     """Runs per training group, at most: the vectorized engine stacks every run that shares the
-    dataset, model, optimizer, learning rate and batch size; the keras engine (and a model the
-    vectorized engine cannot stack) trains one at a time."""
+    dataset, model, optimizer and batch size (learning rates are per member); the keras engine
+    (and a model the vectorized engine cannot stack) trains one at a time."""
     if spec.engine != "vectorized" or stacking_blocker(model):
         return 1
-    return len(spec.initializers) * len(spec.losses) * len(spec.seeds)
+    return len(spec.initializers) * len(spec.losses) * len(spec.learning_rate) * len(spec.seeds)
 
 
 def peak_bytes(spec, datasets):

@@ -32,8 +32,8 @@ def test_help_validate_and_list_import_no_tensorflow(config_file, command):
 
 def test_sigkill_mid_grid_then_rerun_trains_only_the_unfinished_runs(config_file, tmp_path):
     out = tmp_path / "out"
-    # four learning rates: four groups for the vectorized engine, each finishing its runs together
-    config = config_file(epochs=3, losses=["binary_crossentropy"], seeds=[0], learning_rate=[0.01, 0.02, 0.03, 0.04])
+    # four batch sizes: four groups for the vectorized engine, each finishing its runs together
+    config = config_file(epochs=3, losses=["binary_crossentropy"], seeds=[0], batch_size=[8, 16, 24, 32])
     command = [sys.executable, "-m", "experiments", "run", str(config), "--output", str(out), "--quiet"]
     exp_dir = out / "runs" / "tiny"
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

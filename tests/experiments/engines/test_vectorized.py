@@ -116,6 +116,13 @@ GRIDS = {
         "initializers": ["he_normal"], "losses": ["binary_crossentropy"], "seeds": [0, 1], "epochs": 3,
         "batch_size": 128,
     },
+    "learning rates per member, every optimizer": {
+        "name": "eq", "dataset": {"name": "moons", "n_samples": 120}, "model": {"name": "mlp", "widths": [8]},
+        "initializers": ["he_normal"], "losses": ["binary_crossentropy"], "seeds": [0], "epochs": 3,
+        "learning_rate": [0.003, 0.03, 0.3], "batch_size": 16,
+        "optimizer": ["adam", {"name": "sgd", "momentum": 0.9, "nesterov": True}, {"name": "rmsprop", "momentum": 0.5},
+                      "adagrad", "adadelta"],
+    },
     "divergence: sgd at learning rate 1": {
         "name": "eq", "dataset": {"name": "regression", "n_samples": 300}, "model": {"name": "mlp", "widths": [16]},
         "initializers": ["he_normal", "ones"], "losses": ["mean_squared_error", "huber"], "seeds": [0],
@@ -142,6 +149,13 @@ def test_a_short_training_gives_every_run_the_reference_results(name, tmp_path):
     np.testing.assert_allclose(vec[metrics].to_numpy(float), ref[metrics].to_numpy(float), rtol=1e-4, atol=1e-6)
     if name.startswith("divergence"):
         assert set(ref["status"]) == {"ok", "diverged"}  # the grid holds both, and the engines agree on which
+
+
+def test_a_learning_rate_axis_trains_as_one_group():
+    spec, (data,) = validate({**GRIDS["learning rates per member, every optimizer"], "optimizer": "adam"})
+    runs = expand(spec)
+    assert len({run.config.learning_rate for run in runs}) == 3
+    assert len({engine_vectorized.group_key(run, data) for run in runs}) == 1
 
 
 def test_the_vectorized_engine_is_the_default_and_falls_back_for_what_it_cannot_stack(capsys):
