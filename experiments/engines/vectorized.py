@@ -3,8 +3,9 @@ stacked model (`models.stacked`), each run one member, with results equal to the
 
 Runs are grouped by everything that must be shared: the data, batch size, epochs, optimizer,
 model shape and output head. Within a group, members differ in initializer, loss, learning rate
-(`stacked_graph` scales each member's step by its own) and seed. Every member sees the mini-batches its run would see alone (`procedure.epoch_orders`),
-gathered per member, so the groups need not share a seed.
+(`stacked_graph` scales each member's step by its own) and seed. Every member sees the
+mini-batches its run would see alone (`procedure.epoch_orders`), gathered per member, so the
+groups need not share a seed.
 
 One graph call trains a whole epoch (`stacked_graph`). A member whose epoch loss is NaN or inf
 is recorded as diverged and masked: its weights stop changing, the others go on. Early stopping
