@@ -16,7 +16,7 @@ d_s = a_s - b_s. For one metric:
       no verdict              fewer than 3 pairs
 - seeds needed: the fewest seeds at which the paired t-test at level 0.05 (in a family: 0.05 over
   its size, Holm's first step) detects the observed mean difference at the observed spread with
-  80% power (statsmodels' TTestPower: noncentral t).
+  80% power (scipy's noncentral t).
 
 `interval` is also the claims' effect interval (`experiments.claims.evaluate`).
 """
@@ -91,21 +91,29 @@ def margin_text(metric, configured):
     return f"the default, {RELATIVE_MARGIN:.0%} of the best cell's mean; compare.margin sets another"
 
 
+def power(effect, n, alpha=ALPHA):
+    """The two-sided paired t-test's power at standardized effect |diff| / sd with `n` pairs: the
+    noncentral t's upper tail beyond the critical value plus its lower tail (scipy; the lower tail,
+    at most alpha / 2, comes back NaN for large effects, where it is 0 to double precision, which
+    is why statsmodels' TTestPower, which adds it as is, is not used)."""
+    from scipy import stats
+
+    df, shift = n - 1, abs(effect) * math.sqrt(n)
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(critical, df, shift) + np.nan_to_num(stats.nct.cdf(-critical, df, shift)))
+
+
 def seeds_needed(diff, sd, alpha=ALPHA, most=1_000_000):
     """Seeds for 80% power of the paired t-test at level `alpha` at effect `diff` and spread `sd` of
     the differences: at least MIN_PAIRS; inf when no difference was observed or more than `most`
-    would be needed. The power is statsmodels' (`TTestPower.power`; its `solve_power` fails on
-    large effects); the fewest seeds reaching it are found by doubling, then bisection, so the power
-    is never evaluated far beyond the answer (where scipy's noncentral t returns NaN)."""
-    from statsmodels.stats.power import TTestPower
-
+    would be needed. Power grows with the seeds: doubling, then bisection."""
     if not np.isfinite(diff) or diff == 0:
         return math.inf
     if not sd > 0:  # every seed differs by the same amount
         return float(MIN_PAIRS)
 
     def enough(n):
-        return TTestPower().power(effect_size=abs(diff) / sd, nobs=n, alpha=alpha, alternative="two-sided") >= POWER
+        return power(diff / sd, n, alpha) >= POWER
 
     low, high = MIN_PAIRS - 1, MIN_PAIRS  # not enough at low (no test), maybe enough at high
     while not enough(high):

@@ -95,6 +95,11 @@ def test_seeds_needed_matches_a_simulation():
     few = stats.compare(_seeded(rng.normal(effect, sd, 3)), _seeded(np.zeros(3)), greater=True, margin=0.001)
     assert few.seeds_needed >= stats.MIN_PAIRS
     assert stats.seeds_needed(0.0, 0.01) == math.inf
+    # larger effects need fewer seeds, also at a corrected level (where scipy's lower tail is NaN)
+    level = 0.05 / 17
+    needed = [stats.seeds_needed(effect, 1.0, level) for effect in (0.5, 1, 2, 3, 4, 6)]
+    assert needed == sorted(needed, reverse=True) and needed[-2] <= 6, needed
+    assert stats.power(4, int(needed[-2]), level) >= 0.8 > stats.power(4, int(needed[-2]) - 1, level)
 
 
 def test_default_margins():
