@@ -26,7 +26,7 @@ from experiments.engines.diagnostics import due, layer_kinds, measure, signals
 from experiments.engines.procedure import MemberEarlyStopping, epoch_orders, failure_reason
 from experiments.engines.stacked_graph import StackedGraph, loss_key
 from experiments.spec.budget import EVAL_CHUNK
-from models import head_for
+from models import head_for, optimizers
 
 
 def group_key(run, data):
@@ -149,11 +149,17 @@ class Group(StackedGraph):
 
     def member_model(self, m):
         """Member m unstacked: exactly the compiled model the Keras engine builds for its run, with
-        the member's trained weights and optimizer state."""
-        model, _ = keras_fit.build_model(self.members[m][0].config, self.data)
+        the member's trained weights and optimizer state (a slot that carries the learning rate as a
+        factor scaled by the member's own: the stacked optimizer steps at rate 1)."""
+        config = self.members[m][0].config
+        model, _ = keras_fit.build_model(config, self.data)
         model.set_weights([np.asarray(w)[m] for w in self.model.weights])
         model.optimizer.build(model.trainable_variables)
+        folded = {id(v) for v in optimizers.rate_slots(self.optimizer, config.optimizer)}
         for mine, stacked in zip(model.optimizer.variables, self.optimizer.variables, strict=True):
+            if stacked.name == "learning_rate":  # the member's own, as built (the stacked one is 1)
+                continue
             value = np.asarray(stacked)  # a slot has the member axis; the step count is shared
-            mine.assign(value[m] if value.ndim == len(mine.shape) + 1 else value)
+            value = value[m] if value.ndim == len(mine.shape) + 1 else value
+            mine.assign(value * config.learning_rate if id(stacked) in folded else value)
         return model

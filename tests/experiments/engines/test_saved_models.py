@@ -56,3 +56,21 @@ def test_the_engines_save_the_same_architecture_and_save_model_false_saves_none(
     assert kinds["vectorized"] == kinds["keras"]
     spec, _, exp_dir = _models(tmp_path / "off", save_model=False, seeds=[0])
     assert not list(exp_dir.rglob(MODEL)) and list(exp_dir.rglob(RESULT))
+
+
+@pytest.mark.parametrize("optimizer", [{"name": "sgd", "momentum": 0.9}, {"name": "rmsprop", "momentum": 0.5},
+                                       "adam"])
+def test_both_engines_save_the_same_optimizer_state(optimizer, tmp_path):
+    """The vectorized engine steps at learning rate 1 and scales each member's step; the momentum
+    SGD and RMSprop keep holds the rate as a factor, so a saved member's is scaled back."""
+    states = {}
+    for engine in ("vectorized", "keras"):
+        spec, _, exp_dir = _models(tmp_path / engine, engine=engine, seeds=[0], initializers=["he_normal"],
+                                   losses=["binary_crossentropy"], optimizer=optimizer, learning_rate=[0.01, 0.1],
+                                   early_stopping=False)
+        states[engine] = [[v.numpy() for v in keras.saving.load_model(exp_dir / run.run_id / MODEL).optimizer.variables]
+                          for run in expand(spec)]
+    for vectorized, reference in zip(states["vectorized"], states["keras"], strict=True):
+        assert len(vectorized) == len(reference)
+        for a, b in zip(vectorized, reference, strict=True):
+            assert a == pytest.approx(b, rel=1e-4, abs=1e-6)
