@@ -100,7 +100,10 @@ class Group(StackedGraph):
             loss_sum, stat_sum = loss_sum + out[0].numpy(), stat_sum + out[1].numpy()
         return self._logs(loss_sum, stat_sum, n, prefix)
 
-    def train(self, started):
+    def train(self, started, finish=True):
+        """Train every member; with `finish`, restore early-stopped members' best weights, evaluate
+        and finish each run's record (returns the results), else leave that to the caller (a
+        tuner trial's record is finished once its oracle has scored it)."""
         config, size = self.config, self.size
         n, batch, epochs = int(self.x["train"].shape[0]), config.batch_size, config.epochs
         orders = np.stack([epoch_orders(run.config.seed, epochs, n) for run, _ in self.members])  # (M, E, n)
@@ -136,6 +139,8 @@ class Group(StackedGraph):
             if not active.any():
                 break
             self.active.assign(active)
+        if not finish:
+            return None
         if stopping.on:
             for v, best in zip(self.variables, stopping.restore([v.numpy() for v in self.variables]), strict=True):
                 v.assign(best)

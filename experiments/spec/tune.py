@@ -18,6 +18,12 @@ TUNE_DEFAULTS = {
     "max_consecutive_failed_trials": None,  # None: max_trials, so failures never stop a search
     "hyperband_factor": 3,
     "hyperband_iterations": 1,
+    # how trials train: "vectorized" (many trials as one stacked model) or "keras" (one Keras fit
+    # each, the reference); None: the spec's engine
+    "engine": None,
+    # trials asked of each oracle at once, to train in stacks; None: every trial a random or grid
+    # search has left, 4 for a Bayesian one (its later trials learn from the earlier ones)
+    "stack": None,
 }
 
 
@@ -54,7 +60,12 @@ def check_tune(tune, spec):
     if tune["mode"] == "joint" and len(spec.losses) > 1 and tune["objective"] == "val_loss":
         raise ValueError("tune: a joint search over several losses cannot rank trials by val_loss (each loss has "
                          f"its own scale); set tune.objective to one of {', '.join(objectives[1:]) or 'a metric'}")
-    for key in ("max_trials", "hyperband_factor", "hyperband_iterations"):
+    tune["engine"] = spec.engine if tune["engine"] is None else tune["engine"]
+    if tune["engine"] not in ("vectorized", "keras"):
+        raise ValueError(f"tune.engine {tune['engine']!r} is unknown; valid: vectorized, keras")
+    if tune["stack"] is None:
+        tune["stack"] = 4 if tune["tuner"] == "bayesian" else tune["max_trials"]
+    for key in ("max_trials", "hyperband_factor", "hyperband_iterations", "stack"):
         number(f"tune.{key}", tune[key], int)
     if tune["hyperband_factor"] < 2:
         raise ValueError(f"tune.hyperband_factor must be an integer >= 2, got {tune['hyperband_factor']!r}")

@@ -78,6 +78,8 @@ class Tune(_Record):
     max_consecutive_failed_trials: int
     hyperband_factor: int
     hyperband_iterations: int
+    engine: str = "keras"  # searches recorded before stacked trials trained one Keras fit per trial
+    stack: int = 1
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from experiments.records.events import Events, session_metrics
 from experiments.reporting.tune_report import SEARCH, build_tune_report
 from experiments.runner import run_experiment
 from experiments.spec import expand
+from experiments.tuning import stacked
 from experiments.tuning.trials import OBJECTIVE, SpecHyperModel, TrialLog
 from experiments.tuning.tuners import (
     _base_port,
@@ -81,8 +82,16 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
         bar.set_postfix({"last": f"{record['cell']} {record['status'].lower()}"}, refresh=False)
         bar.update()
 
-    tuners, resumed, threads = {}, {}, []
+    tuners, resumed, threads, stacks = {}, {}, [], {}
     base = None if who == "standalone" else _base_port()
+    # trials in stacks (`stacked`): a standalone search whose trials train with the vectorized engine
+    # (hyperband's continued trials and distributed workers train one trial at a time)
+    in_stacks = who == "standalone" and spec.tune.engine == "vectorized" and spec.tune.tuner != "hyperband"
+
+    def on_stop(project, reason):
+        print(f"notice: {spec.name}: search {project} stopped: {reason}", file=sys.stderr)
+        resumed.get(project, {})["stopped"] = reason
+
     try:
         for index, search in enumerate(plan):
             if base is not None:
@@ -91,8 +100,8 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
             # trials a killed session left running, as keras-tuner recorded them (read before the tuner
             # reloads: a search killed in its first trial is not reloaded but started again)
             running = [] if overwrite else _running_trials(Path(search_dir) / "tuner" / search.project)
-            tuner = make_tuner(spec, search, SpecHyperModel(spec, data, search, log), log,
-                               Path(search_dir) / "tuner", overwrite)
+            hypermodel = SpecHyperModel(spec, data, search, log)
+            tuner = make_tuner(spec, search, hypermodel, log, Path(search_dir) / "tuner", overwrite)
             if who != "worker":
                 done = [t for t in tuner.oracle.trials.values() if t.status in ("COMPLETED", "FAILED", "INVALID")]
                 resumed[search.project] = {"kept": len(done), "stopped": "", "rerun": running}
@@ -101,15 +110,18 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
             if who == "chief":  # serve every search at once: a worker moves on as soon as one is done
                 threads.append(_serve(tuner, base + index))
                 continue
+            if in_stacks:  # every search's trials together, after the loop
+                stacks[search.project] = (search, tuner, hypermodel, on_end)
+                continue
             bar.set_description(f"{spec.name} {search.project}")
             try:
                 tuner.search(verbose=0)
             except RuntimeError as e:  # the oracle's consecutive-failure limit: this search stops, the rest go on
                 if "consecutive failures" not in str(e):
                     raise
-                stopped = str(e).splitlines()[0]
-                print(f"notice: {spec.name}: search {search.project} stopped: {stopped}", file=sys.stderr)
-                resumed.get(search.project, {})["stopped"] = stopped
+                on_stop(search.project, str(e).splitlines()[0])
+        if stacks:
+            stacked.search(spec, data, search_dir, stacks, on_stop)
         for thread in threads:
             thread.join()
             if thread.error:
@@ -173,7 +185,8 @@ def tuned_runs(spec, best):
 def _search_identity(spec):
     """What a search depends on (`spec` as search.json holds it): everything but the documentation,
     the trial budget and the seeds after the first (those only add tuned runs)."""
-    tune = {k: v for k, v in spec["tune"].items() if k not in ("max_trials", "max_consecutive_failed_trials")}
+    tune = {k: v for k, v in spec["tune"].items() if k not in ("max_trials", "max_consecutive_failed_trials",
+                                                                "engine", "stack")}  # how, not what
     rest = {k: v for k, v in spec.items() if k not in ("description", "claim", "tune", "seeds", "save_model",
                                                      "compare")}
     return {**rest, "tune": tune, "seed": spec["seeds"][0]}

@@ -42,12 +42,20 @@ class _Recorded:
             return {self.oracle.objective.name: math.nan}
 
     def on_trial_end(self, trial):
-        if self.log.reason:
-            trial.status, trial.message = "FAILED", self.log.reason
+        self.end_trial(trial, self.log)
+
+    def end_trial(self, trial, log, share=1.0):
+        """End `trial` (recorded by `log`; `share` of the time it was trained in): FAILED with its
+        reason if it raised or diverged, else COMPLETED; the oracle settles the status (a NaN
+        objective becomes FAILED), then the record is written."""
+        if log.reason:
+            trial.status, trial.message = "FAILED", log.reason
+        elif trial.status == "RUNNING":
+            trial.status = "COMPLETED"
         try:
-            super().on_trial_end(trial)  # the oracle settles the status (a NaN objective becomes FAILED)
+            super().on_trial_end(trial)
         finally:  # also when the oracle's consecutive-failure limit stops the search here
-            self.log.end(self.oracle.get_trial(trial.trial_id))
+            log.end(self.oracle.get_trial(trial.trial_id), share)
 
 
 class RandomSearch(_Recorded, kt.RandomSearch):
