@@ -1,7 +1,8 @@
-"""keras-tuner searches: trials per minute with 1 and 2 workers, and hyperband against random
-search (the best objective reached against the epochs spent).
+"""keras-tuner searches: the shipped search with its trials in stacks against one Keras fit per
+trial, trials per minute with 1 and 2 workers, and hyperband against random search (the best
+objective reached against the epochs spent).
 
-    python -m experiments.benchmarks.tuning [--repeats 3] [--plot reports/benchmarks/tuning.png]
+    python -m experiments.benchmarks.tuning [--repeats 3] [--engine-repeats 1] [--plot PATH]
 
 Every search is the suite's own `tune` command in a fresh child process, on digits, into a
 throwaway folder; the figures come from the trial records (each trial's start and duration,
@@ -12,6 +13,7 @@ shutdown (it polls its workers every 20 s) are reported apart, as the whole comm
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,18 +31,58 @@ TUNERS_SETS = ["losses=['categorical_crossentropy']", "initializers=['he_normal'
 RANDOM_TRIALS = 8  # 8 x 9 = 72 epochs, about what one hyperband iteration spends at max_epochs 9
 
 
-def search(sets, workers=0):
-    """Run one search; returns (its trial records, the command's wall time in seconds)."""
+# the command in a child of a small Python process, which prints its child's peak memory
+MEASURED = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
+
+
+def search(sets, workers=0, keep=None):
+    """Run one search; returns (its trial records, the command's wall time in seconds, its peak
+    memory in GiB); `keep`: a folder to copy the reports to (what the search found)."""
     with tempfile.TemporaryDirectory() as output:
-        command = [sys.executable, "-m", "experiments", "tune", CONFIG, "--output", output, "--quiet",
-                   "--workers", str(workers), *(f"--set={s}" for s in sets)]
+        command = [sys.executable, "-c", MEASURED, sys.executable, "-m", "experiments", "tune", CONFIG,
+                   "--output", output, "--quiet", "--workers", str(workers), *(f"--set={s}" for s in sets)]
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - started
         if done.returncode:
             raise SystemExit(f"search failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
         records = [json.loads(p.read_text()) for p in Path(output).glob("runs/*/trials/*/trial_*/trial.json")]
-    return records, wall
+        if keep:
+            shutil.copytree(Path(output) / "reports", keep, dirs_exist_ok=True)
+    return records, wall, int(done.stderr.strip().splitlines()[-1]) / 2**20
+
+
+def engines(repeats):
+    """The shipped search (`make tune`) with stacked trials and with one Keras fit per trial:
+    the same oracle seed, so the same trials; wall time, trials per minute, peak memory, and
+    whether they found the same best settings."""
+    print(f"the shipped search ({CONFIG}: 12 cells x 6 trials, 10 epochs, then 36 tuned runs), "
+          "tune.engine vectorized (stacked trials) vs keras (one fit per trial)")
+    found, measured = {}, {}
+    with tempfile.TemporaryDirectory() as kept:
+        for _ in range(repeats):
+            for engine in ("vectorized", "keras"):  # interleaved: drifts in machine load hit both alike
+                records, wall, peak = search([f"tune.engine='{engine}'"], keep=Path(kept) / engine)
+                measured.setdefault(engine, []).append((wall, trials_per_minute(records), peak, len(records)))
+                found[engine] = _best(Path(kept) / engine / "digits_tune" / "best.csv")
+    walls = {}
+    for engine, runs in measured.items():
+        walls[engine] = statistics.median(w for w, *_ in runs)
+        print(f"  {engine:<10}: {walls[engine]:6.1f} s whole command (runs: {', '.join(f'{w:.1f}' for w, *_ in runs)}),"
+              f" {statistics.median(r for _, r, *_ in runs):6.1f} trials/min, peak memory "
+              f"{max(p for *_, p, _ in runs):.2f} GiB, {runs[0][3]} trials")
+    print(f"  keras / vectorized: {walls['keras'] / walls['vectorized']:.1f}x faster (medians); "
+          f"the same best settings per cell: {found['vectorized'] == found['keras']}")
+
+
+def _best(path):
+    """Per cell: the best trial's id, learning rate and batch size (best.csv)."""
+    import pandas as pd
+
+    best = pd.read_csv(path, dtype={"trial_id": str})
+    return {row["cell"]: (row["trial_id"], round(row["learning_rate"], 12), int(row["batch_size"]))
+            for _, row in best.iterrows()}
 
 
 def trials_per_minute(records):
@@ -90,14 +132,20 @@ def plot(curves, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.tuning", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each setting; medians are reported")
+    parser.add_argument("--engine-repeats", type=int, default=1,
+                        help="runs of the shipped search per engine (the keras one takes about 5 minutes)")
+    parser.add_argument("--only-engines", action="store_true", help="only the engines' comparison")
     parser.add_argument("--plot", default="reports/benchmarks/tuning_hyperband_vs_random.png")
     args = parser.parse_args(argv)
 
-    print("trials per minute, a joint search of 16 trials (digits, 5 epochs each), chief + N workers on 127.0.0.1")
+    engines(args.engine_repeats)
+    if args.only_engines:
+        return
+    print("\ntrials per minute, a joint search of 16 trials (digits, 5 epochs each), chief + N workers on 127.0.0.1")
     rates = {}
     for _ in range(args.repeats):
         for workers in (1, 2):  # interleaved, so drifts in machine load hit both alike
-            records, wall = search(WORKERS_SETS, workers)
+            records, wall, _ = search(WORKERS_SETS, workers)
             rates.setdefault(workers, []).append((trials_per_minute(records), wall))
     median = {w: statistics.median(r for r, _ in runs) for w, runs in rates.items()}
     for workers, runs in rates.items():
@@ -110,7 +158,7 @@ def main(argv=None):
     curves = {}
     for seed in range(args.repeats):
         for tuner, extra in (("hyperband", []), ("random", [f"tune.max_trials={RANDOM_TRIALS}"])):
-            records, _ = search([*TUNERS_SETS, f"seeds=[{seed}]", f"tune.tuner='{tuner}'", *extra])
+            records, _, _ = search([*TUNERS_SETS, f"seeds=[{seed}]", f"tune.tuner='{tuner}'", *extra])
             curves[(tuner, seed)] = best_curve(records)
     budgets = [10, 20, 40, 72]
     print(f"  {'tuner':<10} {'trials':>6} {'epochs':>6}  " + "  ".join(f"best@{b:<3}" for b in budgets)

@@ -41,6 +41,7 @@ from experiments.tuning.tuners import (
     trial_hparams,
 )
 from initializers.registry import label
+from models.builders import stacking_blocker
 
 
 def write_hparams_config(search_dir, spec):
@@ -85,8 +86,10 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
     tuners, resumed, threads, stacks = {}, {}, [], {}
     base = None if who == "standalone" else _base_port()
     # trials in stacks (`stacked`): a standalone search whose trials train with the vectorized engine
-    # (hyperband's continued trials and distributed workers train one trial at a time)
-    in_stacks = who == "standalone" and spec.tune.engine == "vectorized" and spec.tune.tuner != "hyperband"
+    # (hyperband's continued trials, distributed workers and a model the engine cannot stack train
+    # one trial at a time)
+    in_stacks = (who == "standalone" and spec.tune.engine == "vectorized" and spec.tune.tuner != "hyperband"
+                 and not stacking_blocker(spec.model[0]))
 
     def on_stop(project, reason):
         print(f"notice: {spec.name}: search {project} stopped: {reason}", file=sys.stderr)

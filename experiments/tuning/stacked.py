@@ -9,12 +9,12 @@ trial with its own status: a member that diverges fails only its own trial. A tr
 the one the Keras path writes (`trials.TrialLog`). Rounds go on until every oracle stops.
 """
 
-import json
 import time
 from types import SimpleNamespace
 
 from experiments.engines import vectorized
 from experiments.engines.procedure import failure_reason
+from experiments.engines.stacked_graph import loss_key
 from experiments.tuning.trials import TrialLog
 from models import head_for
 
@@ -94,8 +94,9 @@ def _train_stack(spec, data, search_dir, plan, stack):
         log.configure = hypermodel.config
         log.begin(trial)
         recorder = log.open(trial.hyperparameters)
-        members.append((recorder.run, _Reporting(recorder, tuner.oracle, trial.trial_id), (tuner, trial, log, project)))
-    members.sort(key=lambda job: json.dumps(job[0].config.loss, sort_keys=True))  # one loss call per slice
+        members.append((recorder.run, _Reporting(recorder, tuner.oracle, trial.trial_id),
+                        (tuner, trial, log, project)))
+    members.sort(key=loss_key)  # one loss call per slice
     config = members[0][0].config
     head = head_for(data.task, config.loss, data.n_classes, data.n_targets)
     try:
