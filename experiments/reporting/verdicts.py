@@ -187,12 +187,10 @@ def compare_cells(runs_a, selector_a, runs_b, selector_b, metric, margins=None, 
             raise ValueError(f"{name} records no {metric}")
         values = seed_values(picked.assign(_all="all"), metric, ["_all"]).get(("all",), {})
         sides[key] = {"experiment": name, "selector": selector, "cells": list(dict.fromkeys(picked["cell"])),
-                      "values": values}
-    data = [set(select(runs, selector, name)["dataset"].astype(str)) for runs, selector, name in
-            ((runs_a, selector_a, names[0]), (runs_b, selector_b, names[1]))]
-    if data[0] != data[1]:  # a seed pairs runs only on the same data and split
-        raise ValueError(f"a and b trained on different data ({', '.join(sorted(data[0]))} vs "
-                         f"{', '.join(sorted(data[1]))}): their seeds do not pair")
+                      "values": values, "data": sorted(set(picked["dataset"].astype(str)))}
+    if sides["a"]["data"] != sides["b"]["data"]:  # a seed pairs runs only on the same data and split
+        raise ValueError(f"a and b trained on different data ({', '.join(sides['a']['data'])} vs "
+                         f"{', '.join(sides['b']['data'])}): their seeds do not pair")
     greater = greater_is_better(metric)
     means = [np.mean(list(s["values"].values())) if s["values"] else math.nan for s in sides.values()]
     best = max(means) if greater else min(means)
