@@ -100,10 +100,11 @@ class Group(StackedGraph):
             loss_sum, stat_sum = loss_sum + out[0].numpy(), stat_sum + out[1].numpy()
         return self._logs(loss_sum, stat_sum, n, prefix)
 
-    def train(self, started, finish=True):
+    def train(self, started, finish=True, initial_epoch=0):
         """Train every member; with `finish`, restore early-stopped members' best weights, evaluate
         and finish each run's record (returns the results), else leave that to the caller (a
-        tuner trial's record is finished once its oracle has scored it)."""
+        tuner trial's record is finished once its oracle has scored it). `initial_epoch`: epochs
+        already trained (a continued Hyperband trial), whose batch orders are skipped."""
         config, size = self.config, self.size
         n, batch, epochs = int(self.x["train"].shape[0]), config.batch_size, config.epochs
         orders = np.stack([epoch_orders(run.config.seed, epochs, n) for run, _ in self.members])  # (M, E, n)
@@ -111,9 +112,9 @@ class Group(StackedGraph):
         stopping = MemberEarlyStopping(config.early_stopping, size)
         active = np.ones(size, dtype=bool)
         every = config.diagnostics.every
-        if due(0, every, epochs):
+        if due(0, every, epochs) and not initial_epoch:
             self._diagnose(0, active)
-        for epoch in range(epochs):
+        for epoch in range(initial_epoch, epochs):
             order = orders[:, epoch]
             loss_sum, stat_sum = np.zeros(size), np.zeros((size, self.n_stats))
             if full:  # none when the batch size exceeds the training set: one smaller batch per epoch
@@ -152,13 +153,24 @@ class Group(StackedGraph):
                                 else None)
                 for m, (_, recorder) in enumerate(self.members)]
 
+    def load_member(self, m, weights):
+        """Set member m's weights to a Keras model's (`get_weights()` order: the stacked model's)."""
+        for variable, value in zip(self.model.weights, weights, strict=True):
+            stacked = np.asarray(variable).copy()
+            stacked[m] = value
+            variable.assign(stacked)
+
+    def member_weights(self, m):
+        """Member m's weights, in a Keras model's `get_weights()` order."""
+        return [np.asarray(variable)[m] for variable in self.model.weights]
+
     def member_model(self, m):
         """Member m unstacked: exactly the compiled model the Keras engine builds for its run, with
         the member's trained weights and optimizer state (a slot that carries the learning rate as a
         factor scaled by the member's own: the stacked optimizer steps at rate 1)."""
         config = self.members[m][0].config
         model, _ = keras_fit.build_model(config, self.data)
-        model.set_weights([np.asarray(w)[m] for w in self.model.weights])
+        model.set_weights(self.member_weights(m))
         model.optimizer.build(model.trainable_variables)
         folded = {id(v) for v in optimizers.rate_slots(self.optimizer, config.optimizer)}
         for mine, stacked in zip(model.optimizer.variables, self.optimizer.variables, strict=True):

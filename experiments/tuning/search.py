@@ -86,10 +86,8 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
     tuners, resumed, threads, stacks = {}, {}, [], {}
     base = None if who == "standalone" else _base_port()
     # trials in stacks (`stacked`): a standalone search whose trials train with the vectorized engine
-    # (hyperband's continued trials, distributed workers and a model the engine cannot stack train
-    # one trial at a time)
-    in_stacks = (who == "standalone" and spec.tune.engine == "vectorized" and spec.tune.tuner != "hyperband"
-                 and not stacking_blocker(spec.model[0]))
+    # (distributed workers and a model the engine cannot stack train one trial at a time)
+    in_stacks = who == "standalone" and spec.tune.engine == "vectorized" and not stacking_blocker(spec.model[0])
 
     def on_stop(project, reason):
         print(f"notice: {spec.name}: search {project} stopped: {reason}", file=sys.stderr)

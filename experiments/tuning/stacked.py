@@ -9,10 +9,11 @@ trial with its own status: a member that diverges fails only its own trial. A tr
 the one the Keras path writes (`trials.TrialLog`). Rounds go on until every oracle stops.
 """
 
+import dataclasses
 import time
 from types import SimpleNamespace
 
-from experiments.engines import vectorized
+from experiments.engines import keras_fit, vectorized
 from experiments.engines.procedure import failure_reason
 from experiments.engines.stacked_graph import loss_key
 from experiments.tuning.trials import TrialLog
@@ -21,15 +22,22 @@ from models import head_for
 
 class _Reporting:
     """A trial's run recorder that also reports each epoch's logs to the trial's oracle, at the
-    0-based step keras-tuner's own callback uses."""
+    0-based epoch keras-tuner's own callback uses, and keeps the member's weights of the best epoch
+    of the objective (keras-tuner's checkpoint: Hyperband continues a trial from it)."""
 
-    def __init__(self, recorder, oracle, trial_id):
-        self.recorder, self.oracle, self.trial_id = recorder, oracle, trial_id
+    def __init__(self, recorder, tuner, trial_id):
+        self.recorder, self.tuner, self.trial_id = recorder, tuner, trial_id
+        self.group = self.index = self.best = None
+        self.best_value = None
 
     def epoch(self, logs):
         going = self.recorder.epoch(logs)
-        self.oracle.update_trial(self.trial_id, {k: float(v) for k, v in logs.items()},
-                                 step=len(self.recorder.history) - 1)
+        self.tuner.oracle.update_trial(self.trial_id, {k: float(v) for k, v in logs.items()},
+                                       step=self.recorder.history[-1]["epoch"] - 1)
+        objective = self.tuner.oracle.objective
+        value = logs.get(objective.name)
+        if going and value is not None and (self.best_value is None or objective.better_than(value, self.best_value)):
+            self.best_value, self.best = value, self.group.member_weights(self.index)
         return going
 
     def __getattr__(self, name):
@@ -72,35 +80,59 @@ def search(spec, data, search_dir, plan, on_stop):
 
 
 def _train_round(spec, data, search_dir, plan, asked):
-    """Train the asked trials in stacks (grouped by `vectorized.group_key`) and end each; returns
-    the (project, reason) of searches the consecutive-failure limit stopped."""
+    """Train the asked trials in stacks (grouped by `vectorized.group_key` and, for Hyperband, by
+    the epochs a round trains from and to) and end each; returns the (project, reason) of searches
+    the consecutive-failure limit stopped."""
     stacks, stopped = {}, []
     for project, trial in asked:
-        config = plan[project][2].config(trial.hyperparameters)
-        stacks.setdefault(vectorized.group_key(SimpleNamespace(config=config), data), []).append((project, trial))
+        config, first = _trial_config(plan[project][2], trial)
+        key = (vectorized.group_key(SimpleNamespace(config=config), data), first)
+        stacks.setdefault(key, []).append((project, trial))
     for stack in stacks.values():
         stopped += _train_stack(spec, data, search_dir, plan, stack)
     return stopped
 
 
+def _trial_config(hypermodel, trial):
+    """(the config a trial trains with, its initial epoch): Hyperband's `tuner/epochs` and
+    `tuner/initial_epoch` when the oracle set them."""
+    values = trial.hyperparameters.values
+    config = hypermodel.config(trial.hyperparameters)
+    epochs, first = int(values.get("tuner/epochs", config.epochs)), int(values.get("tuner/initial_epoch", 0))
+    return config.replace(epochs=epochs), first
+
+
 def _train_stack(spec, data, search_dir, plan, stack):
-    """One stack: every trial's record begun, one stacked model trained, every trial ended."""
+    """One stack: every trial's record begun, one stacked model trained (a continued Hyperband
+    trial from its predecessor's checkpoint), every trial's checkpoint saved and every trial ended."""
     import keras
 
     members, stopped = [], []
     for project, trial in stack:
         found, tuner, hypermodel, on_end = plan[project]
+        config, first = _trial_config(hypermodel, trial)
         log = TrialLog(search_dir, spec, found, on_end)
         log.configure = hypermodel.config
         log.begin(trial)
-        recorder = log.open(trial.hyperparameters)
-        members.append((recorder.run, _Reporting(recorder, tuner.oracle, trial.trial_id),
-                        (tuner, trial, log, project)))
+        recorder = log.open(trial.hyperparameters, first_epoch=first + 1)
+        run = dataclasses.replace(recorder.run, config=config)  # trains to the round's epochs
+        members.append((run, _Reporting(recorder, tuner, trial.trial_id), (tuner, trial, log, project)))
     members.sort(key=loss_key)  # one loss call per slice
     config = members[0][0].config
     head = head_for(data.task, config.loss, data.n_classes, data.n_targets)
     try:
-        vectorized.Group([job[:2] for job in members], data, head).train(time.perf_counter(), finish=False)
+        group = vectorized.Group([job[:2] for job in members], data, head)
+        for m, (run, reporting, (tuner, trial, _, _)) in enumerate(members):
+            reporting.group, reporting.index = group, m
+            previous = trial.hyperparameters.values.get("tuner/trial_id")
+            if previous is not None:  # a continued Hyperband trial
+                group.load_member(m, _checkpoint(tuner, previous, run.config, data))
+        group.train(time.perf_counter(), finish=False, initial_epoch=first)
+        for run, reporting, (tuner, trial, _, _) in members:
+            if reporting.best is not None:
+                model, _ = keras_fit.build_model(run.config, data)
+                model.set_weights(reporting.best)
+                model.save_weights(tuner._get_checkpoint_fname(trial.trial_id))  # keras-tuner's own file
     except OSError:
         raise  # the disk refused a record: not a result of training
     except Exception as e:  # noqa: BLE001 - a failed stack fails its trials; the search goes on
@@ -115,3 +147,10 @@ def _train_stack(spec, data, search_dir, plan, stack):
             stopped.append((project, str(e).splitlines()[0]))
     keras.backend.clear_session()
     return stopped
+
+
+def _checkpoint(tuner, trial_id, config, data):
+    """A trial's saved best-epoch weights (keras-tuner's checkpoint file), as a model's weights."""
+    model, _ = keras_fit.build_model(config, data)
+    model.load_weights(tuner._get_checkpoint_fname(trial_id))
+    return model.get_weights()
