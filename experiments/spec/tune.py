@@ -21,8 +21,8 @@ TUNE_DEFAULTS = {
     # how trials train: "vectorized" (many trials as one stacked model) or "keras" (one Keras fit
     # each, the reference); None: the spec's engine
     "engine": None,
-    # trials asked of each oracle at once, to train in stacks; None: every trial a random or grid
-    # search has left, 4 for a Bayesian one (its later trials learn from the earlier ones)
+    # trials asked of each oracle at once, to train in stacks; None: max_trials (every trial a random
+    # or grid search has left), 4 for a Bayesian one (its later trials learn from the earlier ones)
     "stack": None,
 }
 
