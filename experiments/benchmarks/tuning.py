@@ -55,17 +55,22 @@ def search(sets, workers=0, keep=None):
     return records, wall, int(done.stderr.strip().splitlines()[-1]) / 2**20, searching
 
 
-def engines(repeats):
-    """The shipped search (`make tune`) with stacked trials and with one Keras fit per trial:
-    the same oracle seed, so the same trials; wall time, trials per minute, peak memory, and
-    whether they found the same best settings."""
-    print(f"the shipped search ({CONFIG}: 12 cells x 6 trials, 10 epochs, then 36 tuned runs), "
-          "tune.engine vectorized (stacked trials) vs keras (one fit per trial)")
+# one cell's Hyperband search, max_epochs 9, factor 3: keras-tuner sizes it at about 20 trials
+HYPERBAND_SETS = ["losses=['categorical_crossentropy']", "initializers=['he_normal']", "epochs=9",
+                  "tune.tuner='hyperband'", "tune.objective='val_loss'", "tune.direction='min'",
+                  "tune.hyperband_factor=3"]
+
+
+def engines(repeats, sets=(), what="the shipped search"):
+    """A search with stacked trials and with one Keras fit per trial: the same oracle seed, so the
+    same trials; wall time, trials per minute, peak memory, and whether they found the same best
+    trial per cell."""
+    print(f"{what}, tune.engine vectorized (stacked trials) vs keras (one fit per trial)")
     found, measured = {}, {}
     with tempfile.TemporaryDirectory() as kept:
         for _ in range(repeats):
             for engine in ("vectorized", "keras"):  # interleaved: drifts in machine load hit both alike
-                records, wall, peak, searching = search([f"tune.engine='{engine}'"], keep=Path(kept) / engine)
+                records, wall, peak, searching = search([*sets, f"tune.engine='{engine}'"], keep=Path(kept) / engine)
                 # the search session's own time (stacked trials share their stack's time, so the
                 # trial records cannot tell when the last one ended)
                 measured.setdefault(engine, []).append((wall, len(records) / searching * 60, peak, len(records)))
@@ -144,7 +149,10 @@ def main(argv=None):
     parser.add_argument("--plot", default="reports/benchmarks/tuning_hyperband_vs_random.png")
     args = parser.parse_args(argv)
 
-    engines(args.engine_repeats)
+    engines(args.engine_repeats, what=f"the shipped search ({CONFIG}: 12 cells x 6 trials, 10 epochs, then 36 "
+                                      "tuned runs)")
+    engines(args.engine_repeats, HYPERBAND_SETS, "a Hyperband search of one cell (digits, he_normal | "
+                                                  "categorical_crossentropy, max_epochs 9, factor 3)")
     if args.only_engines:
         return
     print("\ntrials per minute, a joint search of 16 trials (digits, 5 epochs each), chief + N workers on 127.0.0.1")
