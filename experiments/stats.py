@@ -22,7 +22,7 @@ d_s = a_s - b_s. For one metric:
 """
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -59,7 +59,7 @@ class Comparison:
     sd: float  # of the per-seed differences
 
     def as_dict(self):
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def interval(values):

@@ -304,8 +304,7 @@ def write_mean_std(exp_dir, spec, runs, epochs, diagnostics=None):
     std per epoch, the test metrics' at the cell's last epoch, and the mean of each diagnostic."""
     import pandas as pd
 
-    cells = {run_id.rsplit("/", 1)[0] for run_id in runs["run_id"]}
-    for cell in cells:
+    for cell in set(cell_of(runs)):
         store.remove(Path(exp_dir) / cell / MEAN_STD, exp_dir)
     ok = runs[runs["status"] == "ok"]
     if epochs.empty or ok.empty:

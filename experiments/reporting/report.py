@@ -82,9 +82,8 @@ def build_report(exp_dir, out_dir, tables=None):
     axes = cell_axes(runs)
     cells = cell_table(runs, test_metric)
     found, margin, configured = verdicts.families(runs, test_metric, axes, spec.compare["margin"])
-    versus = found[0][2].set_index(axes)["verdict"]
-    cells["vs_best"] = [versus.get(tuple(r[a] for a in axes) if len(axes) > 1 else r[axes[0]]) for _, r in
-                        cells.iterrows()]  # against the best cell
+    versus = cells[axes].merge(found[0][2][[*axes, "verdict"]], on=axes, how="left")
+    cells["vs_best"] = versus["verdict"].to_numpy()  # against the best cell
     marked = verdicts.marked(cells["vs_best"]) & (len(spec.seeds) >= 3)
 
     store.write_atomic(out_dir / "runs.csv", runs.to_csv(index=False))

@@ -40,6 +40,9 @@ DEFAULTS = {
 }
 
 
+ENGINES = ("vectorized", "keras")  # vectorized falls back to keras where it cannot train a model
+
+
 class SpecError(ValueError):
     """Every problem found in a spec, one line each."""
 

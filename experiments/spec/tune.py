@@ -3,7 +3,7 @@ resolved with its defaults (`experiments.tuning` runs it)."""
 
 import copy
 
-from experiments.spec.config import number
+from experiments.spec.config import ENGINES, number
 from experiments.spec.types import Tune
 from models.metrics import greater_is_better
 
@@ -61,8 +61,8 @@ def check_tune(tune, spec):
         raise ValueError("tune: a joint search over several losses cannot rank trials by val_loss (each loss has "
                          f"its own scale); set tune.objective to one of {', '.join(objectives[1:]) or 'a metric'}")
     tune["engine"] = spec.engine if tune["engine"] is None else tune["engine"]
-    if tune["engine"] not in ("vectorized", "keras"):
-        raise ValueError(f"tune.engine {tune['engine']!r} is unknown; valid: vectorized, keras")
+    if tune["engine"] not in ENGINES:
+        raise ValueError(f"tune.engine {tune['engine']!r} is unknown; valid: {', '.join(ENGINES)}")
     if tune["stack"] is None:
         tune["stack"] = 4 if tune["tuner"] == "bayesian" else tune["max_trials"]
     for key in ("max_trials", "hyperband_factor", "hyperband_iterations", "stack"):

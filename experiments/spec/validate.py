@@ -14,7 +14,7 @@ import initializers
 from experiments.data import DATASETS, load_dataset
 from experiments.spec.budget import check_memory
 from experiments.spec.claim import check_claim
-from experiments.spec.config import DEFAULTS, MAX_SEED, MAXIMA, SpecError, as_list, collect, number
+from experiments.spec.config import DEFAULTS, ENGINES, MAX_SEED, MAXIMA, SpecError, as_list, collect, number
 from experiments.spec.grid import expand
 from experiments.spec.names import check_name
 from experiments.spec.parts import recorded, resolve_parts
@@ -28,7 +28,6 @@ from models.metrics import DEFAULT_METRICS, METRICS, raw_metrics
 from models.optimizers import OPTIMIZERS
 
 REQUIRED = ("dataset", "initializers", "losses")
-ENGINES = ("vectorized", "keras")  # vectorized falls back to keras where it cannot train a model
 
 
 def _check_unique(field, values, parse=None):
@@ -180,11 +179,11 @@ def _check_compare(spec):
     margin = value.get("margin", {})
     margins = margin if isinstance(margin, dict) else {spec["metrics"][0]: margin}
     valid = ["loss", *spec["metrics"]]
-    for metric, value in margins.items():
+    for metric, given in margins.items():
         if metric not in valid:
             raise ValueError(f"compare.margin names {metric!r}, not a recorded metric; valid: {', '.join(valid)}")
-        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"compare.margin for {metric} must be a finite number >= 0, got {value!r}")
+        if not isinstance(given, int | float) or isinstance(given, bool) or not math.isfinite(given) or given < 0:
+            raise ValueError(f"compare.margin for {metric} must be a finite number >= 0, got {given!r}")
     spec["compare"] = {"margin": {m: float(v) for m, v in margins.items()}}
 
 
