@@ -25,7 +25,7 @@ from initializers.registry import label
 from models.metrics import greater_is_better
 
 TRIAL_COLUMNS = ["project", "cell", "trial_id", "status", "worker", "learning_rate", "batch_size", "objective",
-                 "best_epoch", "epochs_run", "seconds", "reason"]
+                 "best_epoch", "epochs_run", "seconds", "stack", "reason"]
 
 SEARCH, TRIAL = "search.json", "trial.json"
 DIGITS = 6  # significant digits in the tables: learning rates are drawn on a continuous scale
@@ -51,7 +51,7 @@ def trial_tables(search_dir):
     trials = pd.DataFrame(rows)
     if not trials.empty:
         trials = trials.drop(columns=["hyperparameters"])
-        trials = trials[[*TRIAL_COLUMNS, *[c for c in trials if c not in TRIAL_COLUMNS]]]
+        trials = trials.reindex(columns=[*TRIAL_COLUMNS, *[c for c in trials if c not in TRIAL_COLUMNS]])  # old records: no stack
     return trials, (pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame())
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from experiments.reporting.tune_report import TRIAL
-from experiments.tuning.tuners import planned_trials, searches, serving
+from experiments.tuning.tuners import WORKERS_VARIABLE, planned_trials, searches, serving
 
 
 def free_ports(count, host="127.0.0.1"):
@@ -47,7 +47,8 @@ def launch(argv, spec, workers, output, progress=True):
     logs = search_dir / "workers"
     logs.mkdir(parents=True, exist_ok=True)
     base = free_ports(len(searches(spec)))
-    env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(base)}
+    env = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(base),
+           WORKERS_VARIABLE: str(workers)}
     command = [sys.executable, "-m", "experiments", *argv]
     worker_command = [a for a in command if a != "--overwrite"]
     print(f"{spec.name}: keras-tuner chief on 127.0.0.1:{base} and {workers} workers (logs in {logs})")

@@ -85,9 +85,9 @@ def run_searches(spec, data, search_dir, overwrite=False, progress=True):
 
     tuners, resumed, threads, stacks = {}, {}, [], {}
     base = None if who == "standalone" else _base_port()
-    # trials in stacks (`stacked`): a standalone search whose trials train with the vectorized engine
-    # (distributed workers and a model the engine cannot stack train one trial at a time)
-    in_stacks = who == "standalone" and spec.tune.engine == "vectorized" and not stacking_blocker(spec.model[0])
+    # trials in stacks (`stacked`), alone or in a worker, when they train with the vectorized engine
+    # (a model the engine cannot stack trains one trial at a time)
+    in_stacks = who != "chief" and spec.tune.engine == "vectorized" and not stacking_blocker(spec.model[0])
 
     def on_stop(project, reason):
         print(f"notice: {spec.name}: search {project} stopped: {reason}", file=sys.stderr)

@@ -6,10 +6,13 @@ workers do (one tuner id per trial, in one process), groups all of them by what 
 (batch size, and in joint mode nothing else differs), trains each group at once, reports every
 trial's per-epoch logs to its own oracle (which keeps the best epoch's objective) and ends each
 trial with its own status: a member that diverges fails only its own trial. A trial's record is
-the one the Keras path writes (`trials.TrialLog`). Rounds go on until every oracle stops.
+the one the Keras path writes (`trials.TrialLog`). Rounds go on until every oracle stops; a
+distributed worker does the same with the chief's oracles, under its own tuner ids.
 """
 
 import dataclasses
+import math
+import os
 import time
 from types import SimpleNamespace
 
@@ -17,6 +20,7 @@ from experiments.engines import keras_fit, vectorized
 from experiments.engines.procedure import failure_reason
 from experiments.engines.stacked_graph import loss_key
 from experiments.tuning.trials import TrialLog
+from experiments.tuning.tuners import WORKERS_VARIABLE, role
 from models import head_for
 
 
@@ -44,38 +48,53 @@ class _Reporting:
         return getattr(self.recorder, name)
 
 
-def _ask(tuner, count):
-    """Up to `count` new trials of one oracle (distinct tuner ids); whether the oracle stopped."""
-    trials = []
-    for k in range(count):
-        trial = tuner.oracle.create_trial(f"stack{k}")
+def tuner_ids(spec):
+    """The tuner ids this process asks trials with, one per trial of a round of each oracle:
+    `stack<k>` alone; in a worker `<worker>-stack<k>`, with `tune.stack` shared among the
+    `--workers` (WORKERS_VARIABLE) so that every worker gets trials of every search."""
+    if role() != "worker":
+        return [f"stack{k}" for k in range(spec.tune.stack)]
+    workers = os.environ.get(WORKERS_VARIABLE, "")
+    count = math.ceil(spec.tune.stack / (int(workers) if workers.isdigit() and int(workers) > 0 else 1))
+    return [f"{os.environ['KERASTUNER_TUNER_ID']}-stack{k}" for k in range(count)]
+
+
+def _ask(tuner, ids):
+    """New trials of one oracle, one per tuner id, and the ids it has not told to stop (an id told
+    STOPPED leaves the oracle's roll: keras-tuner's chief exits once every id it saw has left)."""
+    trials, going = [], []
+    for tuner_id in ids:
+        trial = tuner.oracle.create_trial(tuner_id)
         if trial.status == "STOPPED":
-            return trials, True
-        if trial.status != "RUNNING":  # IDLE: it waits for the trials it gave out
-            break
-        trials.append(trial)
-    return trials, False
+            continue
+        going.append(tuner_id)
+        if trial.status == "RUNNING":  # IDLE: the oracle waits for trials it gave out
+            trials.append(trial)
+    return trials, going
 
 
 def search(spec, data, search_dir, plan, on_stop):
     """Run every search of `plan` (`{project: (search, tuner, hypermodel, on_end)}`) to its end, in
-    stacked rounds. `on_stop(project, reason)` is told of a search that the consecutive-failure
-    limit stopped."""
-    live = set(plan)
+    stacked rounds (in a worker: until the chief's oracles stop it). `on_stop(project, reason)` is
+    told of a search that the consecutive-failure limit stopped."""
+    ids = tuner_ids(spec)
+    pending = {project: ids for project in plan}  # each oracle's ids not yet told to stop
     for _, tuner, _, _ in plan.values():
         tuner.oracle.verbose = 0
-    while live:
+    while pending:
         asked = []
-        for project in sorted(live):
-            trials, stopped = _ask(plan[project][1], spec.tune.stack)
+        for project in sorted(pending):
+            trials, pending[project] = _ask(plan[project][1], pending[project])
             asked += [(project, trial) for trial in trials]
-            if stopped:
-                live.discard(project)
+            if not pending[project]:
+                del pending[project]
         if not asked:
-            break  # every oracle stopped, or waits for trials no one runs
+            if role() != "worker" or not pending:
+                break  # every oracle stopped, or waits for trials no one runs
+            time.sleep(1)  # the chief's oracles wait for other workers' trials
+            continue
         for project, reason in _train_round(spec, data, search_dir, plan, asked):
-            if project in live:
-                live.discard(project)
+            if pending.pop(project, None) is not None:
                 on_stop(project, reason)
 
 
@@ -140,7 +159,7 @@ def _train_stack(spec, data, search_dir, plan, stack):
             log.fail(failure_reason(e))
     for *_, (tuner, trial, log, project) in members:
         try:
-            tuner.end_trial(trial, log, share=1 / len(members))
+            tuner.end_trial(trial, log, stack=len(members))
         except RuntimeError as e:  # the oracle's consecutive-failure limit: this search stops
             if "consecutive failures" not in str(e):
                 raise

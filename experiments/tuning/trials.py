@@ -109,9 +109,10 @@ class TrialLog:
             return f"diverged: training loss {history[-1]['loss']} at epoch {history[-1]['epoch']}"
         return ""
 
-    def end(self, trial, share=1.0):
+    def end(self, trial, stack=1):
         """Write the record once the oracle has the final status (`trial` is the oracle's copy);
-        `share`: the trial's share of the time since `begin` (trials trained together split it)."""
+        `stack`: how many trials trained with it as one stacked model (they split the time since
+        `begin` evenly)."""
         status = trial.status if trial.status in ("COMPLETED", "FAILED") else "FAILED"
         objective = trial.score if status == "COMPLETED" and trial.score is not None else math.nan
         reason = self.reason or (_last_line(trial.message) if status == "FAILED" else "")
@@ -122,13 +123,14 @@ class TrialLog:
         if recorder.log is not None and recorder.history and math.isfinite(objective):
             # the value the oracle scored (the best epoch's), beside the last epoch's values
             recorder.log.scalars("", recorder.history[-1]["epoch"], {OBJECTIVE: objective})
+        share = 1 / stack
         seconds = (time.time() - self.started) * share
         recorder.finish("ok" if status == "COMPLETED" else "failed", seconds, reason=reason, share=share)
         record = {
             "project": self.search.project, "trial_id": trial.trial_id, "cell": recorder.run.cell,
             "status": status, "objective": objective, "best_epoch": _best_epoch(trial, self.spec),
             "hyperparameters": values, "epochs_run": len(recorder.history),
-            "seconds": seconds, "started": self.started,
+            "seconds": seconds, "stack": stack, "started": self.started,
             "worker": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"), "reason": reason,
         }
         store.write_json(self.dir / TRIAL, record)  # last: a trial with a record is finished

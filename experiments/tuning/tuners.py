@@ -44,8 +44,8 @@ class _Recorded:
     def on_trial_end(self, trial):
         self.end_trial(trial, self.log)
 
-    def end_trial(self, trial, log, share=1.0):
-        """End `trial` (recorded by `log`; `share` of the time it was trained in): FAILED with its
+    def end_trial(self, trial, log, stack=1):
+        """End `trial` (recorded by `log`; trained in a stack of `stack` trials): FAILED with its
         reason if it raised or diverged, else COMPLETED; the oracle settles the status (a NaN
         objective becomes FAILED), then the record is written."""
         if log.reason:
@@ -55,7 +55,7 @@ class _Recorded:
         try:
             super().on_trial_end(trial)
         finally:  # also when the oracle's consecutive-failure limit stops the search here
-            log.end(self.oracle.get_trial(trial.trial_id), share)
+            log.end(self.oracle.get_trial(trial.trial_id), stack)
 
 
 class RandomSearch(_Recorded, kt.RandomSearch):
@@ -111,6 +111,11 @@ def cell_of(values, search):
 def planned_trials(spec):
     """The trials a spec's searches will run; None for hyperband, which sizes itself."""
     return None if spec.tune.tuner == "hyperband" else len(searches(spec)) * spec.tune.max_trials
+
+
+# how many workers `tune --workers` started (set for each of them): a worker asks each oracle for
+# its share of `tune.stack` trials at a time
+WORKERS_VARIABLE = "INIT_LOSS_LAB_WORKERS"
 
 
 def role():

@@ -96,3 +96,36 @@ def test_searches_follow_the_mode():
     spec = _spec()
     assert searches(spec) == [Search(f"{i}__{lo}", {i: {"name": i}}, {lo: {"name": lo}}) for i in ("he_normal", "zeros")
                               for lo in ("binary_crossentropy", "mean_squared_error")]
+
+
+def test_workers_ask_their_share_of_a_stack_and_every_id_leaves_the_chiefs_roll(tmp_path, monkeypatch):
+    """Two workers' stacked rounds against one real oracle: each asks for its share of
+    `tune.stack` under its own tuner ids, and once the oracle has no trial left every id is told
+    STOPPED, which is what keras-tuner's chief waits for before it exits."""
+    from experiments.tuning import stacked
+
+    spec = _spec()  # tune.stack = max_trials = 6
+    space = search_space(spec)
+    space.Float("learning_rate", 1e-4, 1e-1, sampling="log")
+    tuner = _Cheap(searches(spec)[0], None, objective=kt.Objective("val_accuracy", "max"), max_trials=6,
+                   hyperparameters=space, seed=1, directory=str(tmp_path), project_name="p", overwrite=True)
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("INIT_LOSS_LAB_WORKERS", "2")
+    pending = {}
+    for worker in ("tuner0", "tuner1"):
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", worker)
+        pending[worker] = stacked.tuner_ids(spec)
+    assert pending == {w: [f"{w}-stack{k}" for k in range(3)] for w in ("tuner0", "tuner1")}
+    given = {w: [] for w in pending}
+    while pending:
+        for worker in list(pending):
+            trials, pending[worker] = stacked._ask(tuner, pending[worker])
+            given[worker] += [t.trial_id for t in trials]
+            for trial in trials:
+                tuner.oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+                trial.status = "COMPLETED"
+                tuner.oracle.end_trial(trial)
+            if not pending[worker]:
+                del pending[worker]
+    assert given == {"tuner0": ["0", "1", "2"], "tuner1": ["3", "4", "5"]}
+    assert not tuner.oracle.tuner_ids and not tuner.oracle.ongoing_trials
