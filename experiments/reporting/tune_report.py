@@ -51,7 +51,8 @@ def trial_tables(search_dir):
     trials = pd.DataFrame(rows)
     if not trials.empty:
         trials = trials.drop(columns=["hyperparameters"])
-        trials = trials.reindex(columns=[*TRIAL_COLUMNS, *[c for c in trials if c not in TRIAL_COLUMNS]])  # old records: no stack
+        # reindex: records written before `stack` was recorded lack it
+        trials = trials.reindex(columns=[*TRIAL_COLUMNS, *[c for c in trials if c not in TRIAL_COLUMNS]])
     return trials, (pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame())
 
 
