@@ -1,6 +1,6 @@
-"""keras-tuner searches: the shipped search with its trials in stacks against one Keras fit per
-trial, trials per minute with 1 and 2 workers, and hyperband against random search (the best
-objective reached against the epochs spent).
+"""keras-tuner searches: the shipped search with its trials in stacks (in one process and in a
+chief with 2 workers) against one Keras fit per trial, trials per minute with 1 and 2 workers, and
+hyperband against random search (the best objective reached against the epochs spent).
 
     python -m experiments.benchmarks.tuning [--repeats 3] [--engine-repeats 1] [--plot PATH]
 
@@ -61,30 +61,36 @@ HYPERBAND_SETS = ["losses=['categorical_crossentropy']", "initializers=['he_norm
                   "tune.hyperband_factor=3"]
 
 
-def engines(repeats, sets=(), what="the shipped search"):
-    """A search with stacked trials and with one Keras fit per trial: the same oracle seed, so the
-    same trials; wall time, trials per minute, peak memory, and whether they found the same best
-    trial per cell."""
+def engines(repeats, sets=(), what="the shipped search", workers=False):
+    """A search with stacked trials and with one Keras fit per trial (and with `workers`, stacked
+    trials in keras-tuner's chief and 2 workers): the same oracle seed, so the same trials; wall
+    time, trials per minute, peak memory (of the command's process: a chief's workers are not
+    counted), and whether they found the same best trial per cell."""
     print(f"{what}, tune.engine vectorized (stacked trials) vs keras (one fit per trial)")
+    setups = {"vectorized": ("vectorized", 0), "keras": ("keras", 0)}
+    if workers:
+        setups["vectorized, --workers 2"] = ("vectorized", 2)
     found, measured = {}, {}
     with tempfile.TemporaryDirectory() as kept:
         for _ in range(repeats):
-            for engine in ("vectorized", "keras"):  # interleaved: drifts in machine load hit both alike
-                records, wall, peak, searching = search([*sets, f"tune.engine='{engine}'"], keep=Path(kept) / engine)
+            for name, (engine, count) in setups.items():  # interleaved: drifts in machine load hit all alike
+                folder = Path(kept) / name.replace(" ", "")
+                records, wall, peak, searching = search([*sets, f"tune.engine='{engine}'"], count, keep=folder)
                 # the search session's own time (stacked trials share their stack's time, so the
                 # trial records cannot tell when the last one ended)
-                measured.setdefault(engine, []).append((wall, len(records) / searching * 60, peak, len(records)))
-                found[engine] = _best(Path(kept) / engine / "digits_tune" / "best.csv")
+                measured.setdefault(name, []).append((wall, len(records) / searching * 60, peak, len(records)))
+                found[name] = _best(folder / "digits_tune" / "best.csv")
     walls = {}
-    for engine, runs in measured.items():
-        walls[engine] = statistics.median(w for w, *_ in runs)
-        print(f"  {engine:<10}: {walls[engine]:6.1f} s whole command (runs: {', '.join(f'{w:.1f}' for w, *_ in runs)}),"
+    for name, runs in measured.items():
+        walls[name] = statistics.median(w for w, *_ in runs)
+        print(f"  {name:<24}: {walls[name]:6.1f} s whole command (runs: {', '.join(f'{w:.1f}' for w, *_ in runs)}),"
               f" {statistics.median(r for _, r, *_ in runs):6.1f} trials/min, peak memory "
               f"{max(p for *_, p, _ in runs):.2f} GiB, {runs[0][3]} trials")
-    differ = [cell for cell in found["keras"] if found["vectorized"].get(cell) != found["keras"][cell]]
-    print(f"  keras / vectorized: {walls['keras'] / walls['vectorized']:.1f}x faster (medians); the same best "
-          f"trial in {len(found['keras']) - len(differ)} of {len(found['keras'])} cells"
-          + (f" (not in: {', '.join(differ)})" if differ else ""))
+    for name in [n for n in setups if n != "keras"]:
+        differ = [cell for cell in found["keras"] if found[name].get(cell) != found["keras"][cell]]
+        print(f"  keras / {name}: {walls['keras'] / walls[name]:.1f}x faster (medians); the same best "
+              f"trial in {len(found['keras']) - len(differ)} of {len(found['keras'])} cells"
+              + (f" (not in: {', '.join(differ)})" if differ else ""))
 
 
 def _best(path):
@@ -150,7 +156,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     engines(args.engine_repeats, what=f"the shipped search ({CONFIG}: 12 cells x 6 trials, 10 epochs, then 36 "
-                                      "tuned runs)")
+                                      "tuned runs)", workers=True)
     engines(args.engine_repeats, HYPERBAND_SETS, "a Hyperband search of one cell (digits, he_normal | "
                                                   "categorical_crossentropy, max_epochs 9, factor 3)")
     if args.only_engines:

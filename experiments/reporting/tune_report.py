@@ -41,16 +41,21 @@ def trial_tables(search_dir):
     """(trials, trial_epochs): a row per recorded trial, and a row per trial x epoch."""
     rows, epochs = [], []
     for record in load_trials(search_dir):
-        hps = record["hyperparameters"]
+        hps, seeds = record["hyperparameters"], record.get("seeds", [None])  # None: recorded before seeds were
+        # each seed's objective, when a trial trained several (tune.executions)
+        per_seed = dict(zip(seeds, record["seed_objectives"], strict=True)) if len(seeds) > 1 else {}
         rows.append({**record, "learning_rate": hps.get("learning_rate"), "batch_size": hps.get("batch_size"),
-                     **{f"hp_{k}": v for k, v in hps.items() if k not in ("learning_rate", "batch_size")}})
-        history = Path(search_dir) / "trials" / record["project"] / f"trial_{record['trial_id']}" / "history.csv"
-        if history.is_file():
-            epochs.append(pd.read_csv(history).assign(project=record["project"], trial_id=record["trial_id"],
-                                                      cell=record["cell"]))
+                     **{f"hp_{k}": v for k, v in hps.items() if k not in ("learning_rate", "batch_size")},
+                     **{f"objective_seed_{seed}": v for seed, v in per_seed.items()}})
+        trial_dir = Path(search_dir) / "trials" / record["project"] / f"trial_{record['trial_id']}"
+        for k, seed in enumerate(seeds):
+            history = (trial_dir if k == 0 else trial_dir / f"seed_{seed}") / "history.csv"
+            if history.is_file():
+                epochs.append(pd.read_csv(history).assign(project=record["project"], trial_id=record["trial_id"],
+                                                          seed=seed, cell=record["cell"]))
     trials = pd.DataFrame(rows)
     if not trials.empty:
-        trials = trials.drop(columns=["hyperparameters"])
+        trials = trials.drop(columns=["hyperparameters", "seeds", "seed_objectives"], errors="ignore")
         # reindex: records written before `stack` was recorded lack it
         trials = trials.reindex(columns=[*TRIAL_COLUMNS, *[c for c in trials if c not in TRIAL_COLUMNS]])
     return trials, (pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame())
@@ -161,6 +166,7 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
     workers = trials["worker"].value_counts() if not trials.empty else pd.Series(dtype=int)
     shown = ["project", "trial_id", "status", "worker", "learning_rate", "batch_size", "objective", "best_epoch",
              "epochs_run", "seconds"] + (["cell"] if tune.mode == "joint" else [])
+    shown += [c for c in trials if c.startswith("objective_seed_")]  # tune.executions > 1
     how = ("a search per initializer x loss cell" if tune.mode == "per_cell" else
            "initializer and loss as hp.Choice axes of one search")
     budget = (f"{tune.max_trials} trials per search" if tune.tuner != "hyperband" else
@@ -175,7 +181,9 @@ def build_tune_report(search_dir, tuned_dir, out_dir):
         f"objective {tune.objective} ({tune.direction}imize), {budget}",
         f"learning rate: {lr.min:g} to {lr.max:g}, {lr.sampling} sampling"
         + (f", step {lr.step:g}" if lr.step else "") + f"; batch size: one of {list(tune.batch_size)}",
-        f"dataset {label(spec.dataset[0])}, {spec.epochs} epochs per trial, model seed {spec.seeds[0]}, "
+        f"dataset {label(spec.dataset[0])}, {spec.epochs} epochs per trial, "
+        f"model seed{'s' if tune.executions > 1 else ''} {', '.join(map(str, spec.seeds[:tune.executions]))}"
+        f"{' (the objective: their mean)' if tune.executions > 1 else ''}, "
         f"oracle seed {search['oracle_seed']}; tuned comparison on seeds {list(spec.seeds)}",
         f"failure limits: a trial is never retried (max_retries_per_trial = 0: its settings and seed are fixed, "
         f"so it would fail the same way); a search stops after {tune.max_consecutive_failed_trials} consecutive "

@@ -24,6 +24,9 @@ TUNE_DEFAULTS = {
     # trials asked of each oracle at once, to train in stacks; None: max_trials (every trial a random
     # or grid search has left), 4 for a Bayesian one (its later trials learn from the earlier ones)
     "stack": None,
+    # seeds each trial trains (the spec's first ones); its objective is their mean (keras-tuner's
+    # executions_per_trial: the mean of each seed's best epoch)
+    "executions": 1,
 }
 
 
@@ -65,8 +68,11 @@ def check_tune(tune, spec):
         raise ValueError(f"tune.engine {tune['engine']!r} is unknown; valid: {', '.join(ENGINES)}")
     if tune["stack"] is None:
         tune["stack"] = 4 if tune["tuner"] == "bayesian" else tune["max_trials"]
-    for key in ("max_trials", "hyperband_factor", "hyperband_iterations", "stack"):
+    for key in ("max_trials", "hyperband_factor", "hyperband_iterations", "stack", "executions"):
         number(f"tune.{key}", tune[key], int)
+    if tune["executions"] > len(spec.seeds):
+        raise ValueError(f"tune.executions {tune['executions']} needs as many seeds; the spec has "
+                         f"{len(spec.seeds)}: add seeds or lower tune.executions")
     if tune["hyperband_factor"] < 2:
         raise ValueError(f"tune.hyperband_factor must be an integer >= 2, got {tune['hyperband_factor']!r}")
     if tune["max_consecutive_failed_trials"] is None:

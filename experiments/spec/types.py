@@ -80,6 +80,7 @@ class Tune(_Record):
     hyperband_iterations: int
     engine: str = "keras"  # searches recorded before stacked trials trained one Keras fit per trial
     stack: int = 1
+    executions: int = 1
 
 
 @dataclass(frozen=True)

@@ -185,12 +185,14 @@ def tuned_runs(spec, best):
 
 def _search_identity(spec):
     """What a search depends on (`spec` as search.json holds it): everything but the documentation,
-    the trial budget and the seeds after the first (those only add tuned runs)."""
-    tune = {k: v for k, v in spec["tune"].items() if k not in ("max_trials", "max_consecutive_failed_trials",
+    the trial budget and the seeds after those its trials train (the rest only add tuned runs)."""
+    tune = {"executions": 1}  # searches recorded before it was a setting
+    tune |= {k: v for k, v in spec["tune"].items() if k not in ("max_trials", "max_consecutive_failed_trials",
                                                                 "engine", "stack")}  # how, not what
     rest = {k: v for k, v in spec.items() if k not in ("description", "claim", "tune", "seeds", "save_model",
                                                      "compare")}
-    return {**rest, "tune": tune, "seed": spec["seeds"][0]}
+    seeds = spec["seeds"][:tune["executions"]]
+    return {**rest, "tune": tune, "seed": seeds[0] if len(seeds) == 1 else seeds}
 
 
 def _check_same_search(search_dir, started, spec):

@@ -3,11 +3,12 @@ train as one stacked model of the vectorized engine (`engines.vectorized.Group`)
 
 Each round asks every search's oracle for up to `tune.stack` trials, as keras-tuner's distributed
 workers do (one tuner id per trial, in one process), groups all of them by what a stack must share
-(batch size, and in joint mode nothing else differs), trains each group at once, reports every
-trial's per-epoch logs to its own oracle (which keeps the best epoch's objective) and ends each
-trial with its own status: a member that diverges fails only its own trial. A trial's record is
-the one the Keras path writes (`trials.TrialLog`). Rounds go on until every oracle stops; a
-distributed worker does the same with the chief's oracles, under its own tuner ids.
+(batch size, and in joint mode nothing else differs), trains each group at once (a member per
+trial and seed), tells every trial's own oracle what keras-tuner's own run would (each seed's best
+epoch, averaged) and ends each trial with its own status: a member that diverges fails only its
+own trial. A trial's record is the one the Keras path writes (`trials.TrialLog`). Rounds go on
+until every oracle stops; a distributed worker does the same with the chief's oracles, under its
+own tuner ids.
 """
 
 import dataclasses
@@ -19,29 +20,25 @@ from types import SimpleNamespace
 from experiments.engines import keras_fit, vectorized
 from experiments.engines.procedure import failure_reason
 from experiments.engines.stacked_graph import loss_key
-from experiments.tuning.trials import TrialLog
+from experiments.tuning.trials import TrialLog, best_of
 from experiments.tuning.tuners import WORKERS_VARIABLE, role
 from models import head_for
 
 
-class _Reporting:
-    """A trial's run recorder that also reports each epoch's logs to the trial's oracle, at the
-    0-based epoch keras-tuner's own callback uses, and keeps the member's weights of the best epoch
-    of the objective (keras-tuner's checkpoint: Hyperband continues a trial from it)."""
+class _Member:
+    """One seed of a trial in a stack: its run recorder, which also keeps the member's weights at
+    its best epoch of the objective (for keras-tuner's checkpoint, which Hyperband continues from)."""
 
-    def __init__(self, recorder, tuner, trial_id):
-        self.recorder, self.tuner, self.trial_id = recorder, tuner, trial_id
-        self.group = self.index = self.best = None
-        self.best_value = None
+    def __init__(self, recorder, objective):
+        self.recorder, self.objective = recorder, objective
+        self.group = self.index = self.best = self.best_value = None
 
     def epoch(self, logs):
         going = self.recorder.epoch(logs)
-        self.tuner.oracle.update_trial(self.trial_id, {k: float(v) for k, v in logs.items()},
-                                       step=self.recorder.history[-1]["epoch"] - 1)
-        objective = self.tuner.oracle.objective
-        value = logs.get(objective.name)
-        if going and value is not None and (self.best_value is None or objective.better_than(value, self.best_value)):
-            self.best_value, self.best = value, self.group.member_weights(self.index)
+        value = logs.get(self.objective.name)
+        if going and value is not None and (self.best_value is None
+                                            or self.objective.better_than(float(value), self.best_value)):
+            self.best_value, self.best = float(value), self.group.member_weights(self.index)
         return going
 
     def __getattr__(self, name):
@@ -112,60 +109,79 @@ def _train_round(spec, data, search_dir, plan, asked):
     return stopped
 
 
-def _trial_config(hypermodel, trial):
-    """(the config a trial trains with, its initial epoch): Hyperband's `tuner/epochs` and
-    `tuner/initial_epoch` when the oracle set them."""
+def _trial_config(hypermodel, trial, execution=0):
+    """(the config an execution of a trial trains with, its initial epoch): Hyperband's
+    `tuner/epochs` and `tuner/initial_epoch` when the oracle set them."""
     values = trial.hyperparameters.values
-    config = hypermodel.config(trial.hyperparameters)
+    config = hypermodel.config(trial.hyperparameters, execution)
     epochs, first = int(values.get("tuner/epochs", config.epochs)), int(values.get("tuner/initial_epoch", 0))
     return config.replace(epochs=epochs), first
 
 
 def _train_stack(spec, data, search_dir, plan, stack):
-    """One stack: every trial's record begun, one stacked model trained (a continued Hyperband
-    trial from its predecessor's checkpoint), every trial's checkpoint saved and every trial ended."""
+    """One stack: every trial's record begun, one stacked model trained with a member per trial
+    and seed (`tune.executions`; a continued Hyperband trial's from its predecessor's checkpoint),
+    every trial's metrics told to its oracle and its checkpoint saved, and every trial ended."""
     import keras
 
-    members, stopped = [], []
+    members, trials, stopped = [], [], []
     for project, trial in stack:
         found, tuner, hypermodel, on_end = plan[project]
-        config, first = _trial_config(hypermodel, trial)
         log = TrialLog(search_dir, spec, found, on_end)
         log.configure = hypermodel.config
         log.begin(trial)
-        recorder = log.open(trial.hyperparameters, first_epoch=first + 1)
-        run = dataclasses.replace(recorder.run, config=config)  # trains to the round's epochs
-        members.append((run, _Reporting(recorder, tuner, trial.trial_id), (tuner, trial, log, project)))
+        seeds = []
+        for execution in range(spec.tune.executions):
+            config, first = _trial_config(hypermodel, trial, execution)
+            seeds.append(_Member(log.open(trial.hyperparameters, first_epoch=first + 1), tuner.oracle.objective))
+            run = dataclasses.replace(seeds[-1].run, config=config)  # trains to the round's epochs
+            members.append((run, seeds[-1], (tuner, trial)))
+        trials.append((project, tuner, trial, log, seeds))
     members.sort(key=loss_key)  # one loss call per slice
     config = members[0][0].config
     head = head_for(data.task, config.loss, data.n_classes, data.n_targets)
     try:
         group = vectorized.Group([job[:2] for job in members], data, head)
-        for m, (run, reporting, (tuner, trial, _, _)) in enumerate(members):
-            reporting.group, reporting.index = group, m
+        for m, (run, member, (tuner, trial)) in enumerate(members):
+            member.group, member.index = group, m
             previous = trial.hyperparameters.values.get("tuner/trial_id")
             if previous is not None:  # a continued Hyperband trial
                 group.load_member(m, _checkpoint(tuner, previous, run.config, data))
         group.train(time.perf_counter(), finish=False, initial_epoch=first)
-        for run, reporting, (tuner, trial, _, _) in members:
-            if reporting.best is not None:
-                model, _ = keras_fit.build_model(run.config, data)
-                model.set_weights(reporting.best)
-                model.save_weights(tuner._get_checkpoint_fname(trial.trial_id))  # keras-tuner's own file
+        for _, tuner, trial, _, seeds in trials:
+            _report(tuner, trial, seeds, data)
     except OSError:
         raise  # the disk refused a record: not a result of training
     except Exception as e:  # noqa: BLE001 - a failed stack fails its trials; the search goes on
-        for *_, (_, _, log, _) in members:
+        for *_, log, _ in trials:
             log.fail(failure_reason(e))
-    for *_, (tuner, trial, log, project) in members:
+    for project, tuner, trial, log, _ in trials:
         try:
-            tuner.end_trial(trial, log, stack=len(members))
+            tuner.end_trial(trial, log, stack=len(trials), members=len(members))
         except RuntimeError as e:  # the oracle's consecutive-failure limit: this search stops
             if "consecutive failures" not in str(e):
                 raise
             stopped.append((project, str(e).splitlines()[0]))
     keras.backend.clear_session()
     return stopped
+
+
+def _report(tuner, trial, seeds, data):
+    """What keras-tuner's own run of a trial tells its oracle (`trials.best_of`: each seed's best
+    epoch, averaged) and saves as its checkpoint (the best epoch's weights over all seeds, the
+    first seed's on a tie)."""
+    objective = tuner.oracle.objective
+    if all(member.history for member in seeds):
+        metrics, step = best_of([member.history for member in seeds], objective)
+        tuner.oracle.update_trial(trial.trial_id, metrics, step=step)
+    best = None
+    for member in seeds:
+        if member.best is not None and (best is None or objective.better_than(member.best_value, best.best_value)):
+            best = member
+    if best is not None:
+        model, _ = keras_fit.build_model(best.run.config, data)
+        model.set_weights(best.best)
+        model.save_weights(tuner._get_checkpoint_fname(trial.trial_id))  # keras-tuner's own file
 
 
 def _checkpoint(tuner, trial_id, config, data):

@@ -44,8 +44,9 @@ class _Recorded:
     def on_trial_end(self, trial):
         self.end_trial(trial, self.log)
 
-    def end_trial(self, trial, log, stack=1):
-        """End `trial` (recorded by `log`; trained in a stack of `stack` trials): FAILED with its
+    def end_trial(self, trial, log, stack=1, members=1):
+        """End `trial` (recorded by `log`; trained in a stack of `stack` trials, `members` seeds in
+        all, or alone with each seed its own fit): FAILED with its
         reason if it raised or diverged, else COMPLETED; the oracle settles the status (a NaN
         objective becomes FAILED), then the record is written."""
         if log.reason:
@@ -55,7 +56,7 @@ class _Recorded:
         try:
             super().on_trial_end(trial)
         finally:  # also when the oracle's consecutive-failure limit stops the search here
-            log.end(self.oracle.get_trial(trial.trial_id), stack)
+            log.end(self.oracle.get_trial(trial.trial_id), stack, members)
 
 
 class RandomSearch(_Recorded, kt.RandomSearch):
@@ -157,6 +158,7 @@ def make_tuner(spec, search, hypermodel, log, directory, overwrite):
         "hypermodel": hypermodel, "objective": kt.Objective(tune.objective, direction=tune.direction),
         "hyperparameters": search_space(spec), "seed": oracle_seed(spec),
         "max_retries_per_trial": 0, "max_consecutive_failed_trials": limit,
+        "executions_per_trial": tune.executions,
         "directory": str(directory), "project_name": search.project, "overwrite": overwrite,
     }
     if tune.tuner == "hyperband":

@@ -78,6 +78,7 @@ def _reload(search_dir, project, tuner=kt.RandomSearch, **kwargs):
     ({"learning_rate": {"low": 0.1}}, "tune.learning_rate must be a table (min, max, sampling, step)"),
     ({"batch_size": [32, 32]}, "tune.batch_size must be a non-empty list of distinct integers > 0"),
     ({"max_trials": 0}, "tune.max_trials must be an integer > 0 and <= 100,000, got 0"),
+    ({"executions": 3}, "tune.executions 3 needs as many seeds; the spec has 2: add seeds or lower tune.executions"),
     ({"speed": 1}, "tune: unknown keys ['speed']"),
 ])
 def test_a_bad_tune_table_is_a_one_line_error(tmp_path, capsys, tune, message):
@@ -376,28 +377,34 @@ def test_a_trial_trains_exactly_as_the_keras_engine_trains_its_settings(tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tuner, tune", [("random", {}), ("bayesian", {"stack": 2}), ("hyperband", {})])
+@pytest.mark.parametrize("tuner, tune", [("random", {}), ("bayesian", {"stack": 2}), ("hyperband", {}),
+                                         ("random", {"executions": 2})])
 def test_stacked_trials_are_the_keras_engines_trials(tmp_path, tuner, tune):
     """The same oracle seed gives the same trials with either engine (the vectorized one trains
-    them in stacks, reporting each epoch to its own oracle; Hyperband a round per stack, continued
-    trials from their predecessors' checkpoints), and their histories agree within the
-    engine-equivalence tolerance: the same objectives, best epochs and best trials."""
+    them in stacks, a member per trial and seed, and tells each oracle what keras-tuner's own run
+    would; Hyperband a round per stack, continued trials from their predecessors' checkpoints), and
+    their histories agree within the engine-equivalence tolerance: the same objectives (with
+    several seeds, each seed's and their mean), best epochs and best trials."""
     trials = {}
     for engine in ("vectorized", "keras"):
         (tmp_path / engine).mkdir()
-        path = _config(tmp_path / engine, "same", DIVERGING, tune={**tune, "tuner": tuner, "engine": engine,
-                                                                  "learning_rate": {"min": 0.001, "max": 1.0}})
+        path = _config(tmp_path / engine, "same", DIVERGING, seeds=[0, 1], tune={
+            **tune, "tuner": tuner, "engine": engine, "learning_rate": {"min": 0.001, "max": 1.0}})
         assert _tune(path, tmp_path / engine) == 0
         reports = tmp_path / engine / "reports" / "same"
         trials[engine] = (pd.read_csv(reports / "trials.csv").set_index(["project", "trial_id"]),
-                          pd.read_csv(reports / "trial_epochs.csv").set_index(["project", "trial_id", "epoch"]),
+                          pd.read_csv(reports / "trial_epochs.csv").set_index(["project", "trial_id", "seed",
+                                                                               "epoch"]),
                           pd.read_csv(reports / "best.csv"))
     (vec, vec_epochs, vec_best), (ref, ref_epochs, ref_best) = trials["vectorized"], trials["keras"]
     assert list(vec.index) == list(ref.index) and len(vec) >= 4  # hyperband sizes itself
     pd.testing.assert_series_equal(vec["learning_rate"], ref["learning_rate"])
     pd.testing.assert_series_equal(vec["batch_size"], ref["batch_size"])
     assert list(vec["status"]) == list(ref["status"]) and list(vec["best_epoch"]) == list(ref["best_epoch"])
-    pd.testing.assert_series_equal(vec["objective"], ref["objective"], rtol=1e-4)
+    per_seed = [c for c in ref if c.startswith("objective")]
+    assert len(per_seed) == 1 + 2 * ("executions" in tune)
+    pd.testing.assert_frame_equal(vec[per_seed], ref[per_seed], rtol=1e-4)
+    assert set(ref["stack"]) == {1}  # one fit per trial
     columns = [c for c in ref_epochs if c.startswith(("loss", "val_"))]
     pd.testing.assert_frame_equal(vec_epochs.loc[ref_epochs.index, columns], ref_epochs[columns], rtol=1e-4)
     assert list(vec_best["trial_id"]) == list(ref_best["trial_id"])
