@@ -102,16 +102,21 @@ def _best(path):
             for _, row in best.iterrows()}
 
 
+def _ended(record):
+    """When a trial ended (records before `ended` was kept: its start plus its seconds, which for
+    stacked trials are their share of the stack's time, not when it ended)."""
+    return record.get("ended", record["started"] + record["seconds"])
+
+
 def trials_per_minute(records):
     start = min(r["started"] for r in records)
-    end = max(r["started"] + r["seconds"] for r in records)
-    return len(records) / (end - start) * 60
+    return len(records) / (max(_ended(r) for r in records) - start) * 60
 
 
 def best_curve(records):
     """(cumulative epochs, best objective so far) in the order trials finished (minimising)."""
     curve, spent, best = [], 0, float("inf")
-    for r in sorted(records, key=lambda r: r["started"] + r["seconds"]):
+    for r in sorted(records, key=_ended):
         spent += r["epochs_run"]
         if r["status"] == "COMPLETED" and r["objective"] is not None:
             best = min(best, r["objective"])
@@ -152,13 +157,15 @@ def main(argv=None):
     parser.add_argument("--engine-repeats", type=int, default=1,
                         help="runs of the shipped search per engine (the keras one takes about 5 minutes)")
     parser.add_argument("--only-engines", action="store_true", help="only the engines' comparison")
+    parser.add_argument("--skip-engines", action="store_true", help="all but the engines' comparison")
     parser.add_argument("--plot", default="reports/benchmarks/tuning_hyperband_vs_random.png")
     args = parser.parse_args(argv)
 
-    engines(args.engine_repeats, what=f"the shipped search ({CONFIG}: 12 cells x 6 trials, 10 epochs, then 36 "
-                                      "tuned runs)", workers=True)
-    engines(args.engine_repeats, HYPERBAND_SETS, "a Hyperband search of one cell (digits, he_normal | "
-                                                  "categorical_crossentropy, max_epochs 9, factor 3)")
+    if not args.skip_engines:
+        engines(args.engine_repeats, what=f"the shipped search ({CONFIG}: 12 cells x 6 trials, 10 epochs, then 36 "
+                                          "tuned runs)", workers=True)
+        engines(args.engine_repeats, HYPERBAND_SETS, "a Hyperband search of one cell (digits, he_normal | "
+                                                      "categorical_crossentropy, max_epochs 9, factor 3)")
     if args.only_engines:
         return
     print("\ntrials per minute, a joint search of 16 trials (digits, 5 epochs each), chief + N workers on 127.0.0.1")

@@ -145,7 +145,7 @@ class TrialLog:
             "project": self.search.project, "trial_id": trial.trial_id, "cell": recorder.run.cell,
             "status": status, "objective": objective, "best_epoch": _best_epoch(trial, self.spec),
             "hyperparameters": values, "epochs_run": len(recorder.history),
-            "seconds": seconds, "stack": stack, "started": self.started,
+            "seconds": seconds, "stack": stack, "started": self.started, "ended": time.time(),
             # each seed's best epoch's objective (the trial's objective is their mean)
             "seeds": [r.run.config.seed for r in self.recorders], "seed_objectives": seed_objectives,
             "worker": os.environ.get("KERASTUNER_TUNER_ID", "tuner0"), "reason": reason,
