@@ -46,9 +46,9 @@ class _Recorded:
 
     def end_trial(self, trial, log, stack=1, members=1):
         """End `trial` (recorded by `log`; trained in a stack of `stack` trials, `members` seeds in
-        all, or alone with each seed its own fit): FAILED with its
-        reason if it raised or diverged, else COMPLETED; the oracle settles the status (a NaN
-        objective becomes FAILED), then the record is written."""
+        all, or alone with each seed its own fit): FAILED with its reason if it raised or diverged,
+        else COMPLETED; the oracle settles the status (a NaN objective becomes FAILED), then the
+        record is written."""
         if log.reason:
             trial.status, trial.message = "FAILED", log.reason
         elif trial.status == "RUNNING":
