@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(PY) -m experiments.benchmarks.agreement
 	$(PY) -m experiments.benchmarks.diagnostics
 	$(PY) -m experiments.benchmarks.tuning
+	$(PY) -m experiments.benchmarks.stacked_conv
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check experiments models initializers tests
