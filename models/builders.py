@@ -48,6 +48,7 @@ MODELS = Registry(
             ranges={"filters": (1, 4096), "kernel_size": (1, 64), "widths": (1, MAX_WIDTH), "l1": _PENALTY,
                     "l2": _PENALTY},
             note="small CNN for image-shaped data (conv + 2x2 max-pool per filter count, then dense)",
+            stacked={"dropout": "dropout masks are drawn differently per engine"},
         ),
     },
 )

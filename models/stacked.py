@@ -1,13 +1,16 @@
-"""Many independent MLPs computed as one: every weight gets a leading member axis.
+"""Many independent models of one shape computed as one: every weight gets a leading member axis.
 
 `StackedDense` holds M Dense layers as one (M, in, out) kernel and computes them with one batched
-matmul. Members share no parameters, so the gradient of the sum of their losses with respect to
-one member's weights is exactly that member's own gradient; with an element-wise optimizer (SGD,
-Adam, ...) each member trains as it would alone.
+matmul; `StackedConv2D` does the same for convolutions (a matmul per kernel offset), with each
+member's pooling and flattening between (`StackedPool`, `StackedFlatten`). Members share no parameters, so the
+gradient of the sum of their losses with respect to one member's weights is exactly that member's
+own gradient; with an element-wise optimizer (SGD, Adam, ...) each member trains as it would alone.
 
 Each member's initial weights come from its own catalogue initializer, called with the member's
 own layer shape and the seed `models.build` would give that layer: the same values, bit for bit.
 """
+
+import math
 
 import keras
 import numpy as np
@@ -17,11 +20,11 @@ import initializers
 from models.activations import get as get_activation
 
 
-class StackedDense(keras.layers.Layer):
-    """M Dense layers: inputs (M, batch, in), or (batch, in) shared by all, -> (M, batch, units).
+class Weighted(keras.layers.Layer):
+    """M layers of one shape with a kernel and a bias: member m is index m of both.
 
     Args:
-        kernel, bias: initial values, shapes (M, in, units) and (M, units).
+        kernel, bias: initial values, shapes (M, ..., units) and (M, units).
         activation: a catalogue activation name, or None for the pre-activations.
         l1, l2: the kernel's L1/L2 penalty factors (see `penalty`).
     """
@@ -33,41 +36,97 @@ class StackedDense(keras.layers.Layer):
         self.activation = get_activation(activation) if activation else None
         self.l1, self.l2 = l1, l2
 
-    def pre_activation(self, x):
-        return ops.matmul(x, self.kernel) + self.bias[:, None, :]
-
     def call(self, x):
         y = self.pre_activation(x)
         return self.activation(y) if self.activation else y
 
     def penalty(self):
         """Per-member kernel penalty, as Keras' L1L2 regularizer adds it to the loss: shape (M,)."""
-        total = ops.zeros(self.kernel.shape[0])
+        total, axes = ops.zeros(self.kernel.shape[0]), tuple(range(1, len(self.kernel.shape)))
         if self.l1:
-            total += self.l1 * ops.sum(ops.abs(self.kernel), axis=(1, 2))
+            total += self.l1 * ops.sum(ops.abs(self.kernel), axis=axes)
         if self.l2:
-            total += self.l2 * ops.sum(ops.square(self.kernel), axis=(1, 2))
+            total += self.l2 * ops.sum(ops.square(self.kernel), axis=axes)
         return total
 
 
-class StackedMLP(keras.Model):
-    """M MLPs of one shape; `call` returns the output layer's pre-activations (M, batch, units).
+class StackedDense(Weighted):
+    """M Dense layers: inputs (M, batch, in), or (batch, in) shared by all, -> (M, batch, units);
+    kernel (M, in, units)."""
+
+    def pre_activation(self, x):
+        return ops.matmul(x, self.kernel) + self.bias[:, None, :]
+
+
+class StackedConv2D(Weighted):
+    """M same-padded Conv2D layers: inputs (M, batch, H, W, C), or (batch, H, W, C) shared by all,
+    -> (M, batch, H, W, filters); kernel (M, k, k, C, filters). Computed per kernel offset as the
+    shifted image times that offset's (C, filters) weights, one batched matmul each, summed: under
+    XLA on a CPU that is about 80 times faster than one grouped convolution and 1.6 times faster
+    than im2col (`experiments.benchmarks.stacked_conv`).
+    """
+
+    def pre_activation(self, x):
+        members, k, _, channels, filters = self.kernel.shape
+        shared = len(x.shape) == 4
+        height, width = x.shape[-3:-1]
+        low = (k - 1) // 2  # TensorFlow's SAME padding: the odd one after
+        pad = [[low, k - 1 - low]] * 2
+        padded = ops.pad(x, [[0, 0], *pad, [0, 0]] if shared else [[0, 0], [0, 0], *pad, [0, 0]])
+        total = 0.0
+        for dy in range(k):
+            for dx in range(k):
+                window = padded[..., dy:dy + height, dx:dx + width, :]
+                window = ops.reshape(window, (-1, channels) if shared else (members, -1, channels))
+                total = total + ops.matmul(window, self.kernel[:, dy, dx])
+        return ops.reshape(total + self.bias[:, None, :], (members, -1, height, width, filters))
+
+
+class StackedPool(keras.layers.Layer):
+    """Each member's 2x2 max-pool (same padding): (M, batch, H, W, C) -> (M, batch, H/2, W/2, C)."""
+
+    def call(self, x):
+        y = ops.max_pool(ops.reshape(x, (-1, *x.shape[2:])), 2, 2, padding="same")
+        return ops.reshape(y, (x.shape[0], -1, *y.shape[1:]))
+
+
+class StackedFlatten(keras.layers.Layer):
+    """Each member's Flatten: examples of rank `rank` -> vectors; (batch, ...) shared inputs stay
+    shared."""
+
+    def __init__(self, rank, **kwargs):
+        super().__init__(**kwargs)
+        self.rank = rank
+
+    def call(self, x):
+        if len(x.shape) == self.rank + 1:
+            return ops.reshape(x, (-1, math.prod(x.shape[1:])))
+        return ops.reshape(x, (x.shape[0], -1, math.prod(x.shape[2:])))
+
+
+class StackedModel(keras.Model):
+    """M models of one shape; `call` returns the output layer's pre-activations (M, batch, units).
+    `weighted` are the layers with weights (dense and convolution), in order.
 
     The head's activation is applied by the caller, per loss, so that Keras' cross-entropies see
     the logits behind a softmax or sigmoid exactly as they do in a single model.
     """
 
-    def __init__(self, dense_layers, **kwargs):
+    def __init__(self, stacked_layers, **kwargs):
         super().__init__(**kwargs)
-        self.dense_layers = dense_layers
+        self.stacked_layers = stacked_layers
+
+    @property
+    def weighted(self):
+        return [layer for layer in self.stacked_layers if isinstance(layer, Weighted)]
 
     def call(self, x):
-        for layer in self.dense_layers:
+        for layer in self.stacked_layers:
             x = layer(x)
         return x
 
     def penalty(self):
-        return sum(layer.penalty() for layer in self.dense_layers)
+        return sum(layer.penalty() for layer in self.weighted)
 
 
 def member_initial_weights(shape, spec, seed, layer_index, role):
@@ -76,20 +135,46 @@ def member_initial_weights(shape, spec, seed, layer_index, role):
     return np.asarray(init(shape, dtype="float32"))
 
 
-def build_stacked_mlp(members, input_dim, head, widths=(), activation="relu", l1=0.0, l2=0.0):
-    """The stacked twin of `models.build_mlp` (no dropout or batch norm).
+def _stacked(layer, members, shapes, i, **options):
+    """Stacked layer `layer` (StackedDense or StackedConv2D) number `i` of the model: each member's
+    kernel and bias as `models.build` gives them."""
+    kernel_shape, units = shapes
+    kernel = np.stack([member_initial_weights(kernel_shape, k, s, i, "kernel") for k, _, s in members])
+    bias = np.stack([member_initial_weights((units,), b, s, i, "bias") for _, b, s in members])
+    return layer(kernel, bias, **options)
+
+
+def build_stacked(name, model, members, input_shape, head):
+    """The stacked twin of `models.build` for a catalogue model the engine stacks (`mlp` and
+    `linear` without dropout or batch norm, `cnn` without dropout).
 
     Args:
+        name, model: the catalogue model's name and its resolved options (`MODELS.resolve`).
         members: one `(kernel_initializer, bias_initializer, seed)` per member.
-        input_dim: the flattened input size.
+        input_shape: one example's shape.
         head: the `models.losses.Head` shared by all members.
     """
-    sizes = [input_dim, *widths, head.units]
-    layers = []
-    for i, (fan_in, units) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        kernel = np.stack([member_initial_weights((fan_in, units), k, s, i, "kernel") for k, _, s in members])
-        bias = np.stack([member_initial_weights((units,), b, s, i, "bias") for _, b, s in members])
-        hidden = i < len(widths)
-        layers.append(StackedDense(kernel, bias, activation if hidden else None, l1, l2,
-                                   name=f"hidden_{i}" if hidden else "output"))
-    return StackedMLP(layers, name="stacked_mlp")
+    activation, l1, l2 = model.get("activation"), model["l1"], model["l2"]
+    layers, i = [], 0
+    channels = input_shape[-1]
+    for filters in model.get("filters", ()) if name == "cnn" else ():
+        k = model["kernel_size"]
+        layers += [_stacked(StackedConv2D, members, ((k, k, channels, filters), filters), i, activation=activation,
+                            l1=l1, l2=l2, name=f"hidden_{i}"), StackedPool()]
+        channels, i = filters, i + 1
+    if len(input_shape) > 1:
+        layers.append(StackedFlatten(len(input_shape)))
+    fan_in = math.prod(input_shape)
+    if name == "cnn":  # each 2x2 pool (same padding) halves the image, rounding up
+        height, width = input_shape[:2]
+        for _ in model["filters"]:
+            height, width = (height + 1) // 2, (width + 1) // 2
+        fan_in = height * width * channels
+    widths = model.get("widths", ())
+    for width in widths:
+        layers.append(_stacked(StackedDense, members, ((fan_in, width), width), i, activation=activation, l1=l1,
+                               l2=l2, name=f"hidden_{i}"))
+        fan_in, i = width, i + 1
+    layers.append(_stacked(StackedDense, members, ((fan_in, head.units), head.units), i, l1=l1, l2=l2,
+                           name="output"))
+    return StackedModel(layers, name=f"stacked_{name}")

@@ -40,22 +40,19 @@ class StackedGraph:
     def __init__(self, members, data, head):
         import tensorflow as tf
 
-        from models.stacked import build_stacked_mlp  # imports Keras
+        from models.stacked import build_stacked  # imports Keras
 
         self.tf, self.members, self.head, self.data = tf, members, head, data
         self.config = config = members[0][0].config
         self.size = len(members)
-        flat = {split: getattr(data, f"x_{split}").reshape(len(getattr(data, f"x_{split}")), -1).astype("float32")
-                for split in ("train", "val", "test")}
-        self.x = {split: tf.constant(v) for split, v in flat.items()}
+        self.x = {split: tf.constant(getattr(data, f"x_{split}").astype("float32"))
+                  for split in ("train", "val", "test")}
         self.y = {split: tf.constant(encode_targets(getattr(data, f"y_{split}"), head))
                   for split in ("train", "val", "test")}
-        options = MODELS.resolve(config.model)
-        self.model = build_stacked_mlp(
+        self.model = build_stacked(
+            MODELS.parse(config.model)["name"], MODELS.resolve(config.model),
             [(r.config.initializer, r.config.bias_initializer, r.config.seed) for r, _ in members],
-            flat["train"].shape[1], head, widths=options.get("widths", ()), activation=options.get("activation"),
-            l1=options["l1"], l2=options["l2"],
-        )
+            tuple(data.input_shape), head)
         self.variables = self.model.trainable_variables
         # the optimizer steps at learning rate 1; each member's step is scaled by its own rate
         self.optimizer = optimizers.get(config.optimizer, 1.0)
@@ -83,7 +80,7 @@ class StackedGraph:
         self.train_full = tf.function(self._train_steps, autograph=False, jit_compile=JIT, input_signature=[steps])
         self.train_rest = tf.function(self._train_steps, autograph=False, input_signature=[steps])
         self.evaluate_chunk = tf.function(self._evaluate_chunk, autograph=False, input_signature=[
-            tf.TensorSpec((None, flat["train"].shape[1]), tf.float32), tf.TensorSpec((None, head.units), tf.float32)])
+            tf.TensorSpec((None, *data.input_shape), tf.float32), tf.TensorSpec((None, head.units), tf.float32)])
 
     # -- graph functions -------------------------------------------------------------------
 
@@ -147,7 +144,10 @@ class StackedGraph:
         """Per layer pre-activations and outputs, and each member's summed loss (diagnostics)."""
         tf = self.tf
         pre, outputs = [], []
-        for layer in self.model.dense_layers:
+        for layer in self.model.stacked_layers:
+            if layer not in self.model.weighted:
+                x = layer(x)
+                continue
             pre.append(layer.pre_activation(x))
             x = layer.activation(pre[-1]) if layer.activation else pre[-1]
             outputs.append(x)

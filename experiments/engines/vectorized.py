@@ -74,7 +74,7 @@ class Group(StackedGraph):
     def _diagnose(self, step, active):
         """Per-layer diagnostics of every active member (`experiments.diagnostics`)."""
         outputs, gradients = signals(self.backprop, self.probe[0])
-        layers = self.model.dense_layers
+        layers = self.model.weighted
         per_member = measure([layer.name for layer in layers], layer_kinds(self.config.model, self.head, len(layers)),
                              [layer.kernel.numpy() for layer in layers], [layer.bias.numpy() for layer in layers],
                              outputs, gradients)

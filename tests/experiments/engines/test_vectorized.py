@@ -123,6 +123,10 @@ GRIDS = {
         "optimizer": ["adam", {"name": "sgd", "momentum": 0.9, "nesterov": True}, {"name": "rmsprop", "momentum": 0.5},
                       "adagrad", "adadelta"],
     },
+    "digits CNN: convolutions, pooling, l2, the even kernel's padding": {
+        **DIGITS, "model": {"name": "cnn", "filters": [4, 6], "kernel_size": 2, "widths": [12], "l2": 0.001},
+        "initializers": ["he_normal", "glorot_uniform"], "losses": ["categorical_crossentropy", "mean_squared_error"],
+        "seeds": [0, 1], "epochs": 3, "diagnostics": {"every": 1}},
     "divergence: sgd at learning rate 1": {
         "name": "eq", "dataset": {"name": "regression", "n_samples": 300}, "model": {"name": "mlp", "widths": [16]},
         "initializers": ["he_normal", "ones"], "losses": ["mean_squared_error", "huber"], "seeds": [0],
@@ -162,7 +166,8 @@ def test_the_vectorized_engine_is_the_default_and_falls_back_for_what_it_cannot_
     spec, _ = validate(DIGITS)
     assert spec.engine == "vectorized"
     assert {r.config.engine for r in resolve_engines(spec, expand(spec))} == {"vectorized"}
-    for model in ({"name": "cnn"}, {"name": "mlp", "dropout": 0.2}, {"name": "mlp", "batch_norm": True}):
+    for model in ({"name": "cnn", "dropout": 0.2}, {"name": "mlp", "dropout": 0.2},
+                  {"name": "mlp", "batch_norm": True}):
         spec, _ = validate({**DIGITS, "model": model})
         assert {r.config.engine for r in resolve_engines(spec, expand(spec))} == {"keras"}
         notice = capsys.readouterr().err.strip()
