@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(PY) -m experiments.benchmarks.diagnostics
 	$(PY) -m experiments.benchmarks.tuning
 	$(PY) -m experiments.benchmarks.stacked_conv
+	$(PY) -m experiments.benchmarks.stacking
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check experiments models initializers tests
