@@ -67,19 +67,26 @@ class StackedConv2D(Weighted):
     """
 
     def pre_activation(self, x):
-        members, k, _, channels, filters = self.kernel.shape
-        shared = len(x.shape) == 4
-        height, width = x.shape[-3:-1]
-        low = (k - 1) // 2  # TensorFlow's SAME padding: the odd one after
-        pad = [[low, k - 1 - low]] * 2
-        padded = ops.pad(x, [[0, 0], *pad, [0, 0]] if shared else [[0, 0], [0, 0], *pad, [0, 0]])
-        total = 0.0
-        for dy in range(k):
-            for dx in range(k):
-                window = padded[..., dy:dy + height, dx:dx + width, :]
-                window = ops.reshape(window, (-1, channels) if shared else (members, -1, channels))
-                total = total + ops.matmul(window, self.kernel[:, dy, dx])
-        return ops.reshape(total + self.bias[:, None, :], (members, -1, height, width, filters))
+        members, height, width, filters = self.kernel.shape[0], *x.shape[-3:-1], self.kernel.shape[-1]
+        return ops.reshape(offset_conv(x, self.kernel) + self.bias[:, None, :], (members, -1, height, width, filters))
+
+
+def offset_conv(x, kernel):
+    """M same-padded convolutions without bias, as k*k batched matmuls: x (M, batch, H, W, C) or
+    (batch, H, W, C) shared, kernel (M, k, k, C, F) -> (M, batch*H*W, F)."""
+    members, k, _, channels, _ = kernel.shape
+    shared = len(x.shape) == 4
+    height, width = x.shape[-3:-1]
+    low = (k - 1) // 2  # TensorFlow's SAME padding: the odd one after
+    pad = [[low, k - 1 - low]] * 2
+    padded = ops.pad(x, [[0, 0], *pad, [0, 0]] if shared else [[0, 0], [0, 0], *pad, [0, 0]])
+    total = 0.0
+    for dy in range(k):
+        for dx in range(k):
+            window = padded[..., dy:dy + height, dx:dx + width, :]
+            window = ops.reshape(window, (-1, channels) if shared else (members, -1, channels))
+            total = total + ops.matmul(window, kernel[:, dy, dx])
+    return total
 
 
 class StackedPool(keras.layers.Layer):

@@ -1,1 +1,21 @@
 """Benchmarks run by `make bench`: each prints its figures; none is a test."""
+
+import subprocess
+import sys
+import time
+
+# the command in a child of a small Python process, which prints its child's peak memory
+_MEASURED = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
+
+
+def measured(command):
+    """Run `command`; (its wall seconds, its peak memory in GiB). Exits naming the command and its
+    error output if it fails."""
+    wrapped = [sys.executable, "-c", _MEASURED, *command]
+    started = time.perf_counter()
+    done = subprocess.run(wrapped, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
+    return wall, int(done.stderr.strip().splitlines()[-1]) / 2**20

@@ -60,29 +60,27 @@ def patches(tf, x, kernels):
         cols = tf.reshape(cols, (m, b * h * w, k * k * c_in))
         y = tf.nn.relu(tf.reshape(tf.matmul(cols, tf.reshape(kernel, (m, k * k * c_in, c_out))), (m, b, h, w, c_out)))
         if i < len(kernels) - 1:
-            y = tf.reshape(_pool(tf, tf.reshape(y, (m * b, h, w, c_out))), (m, b, (h + 1) // 2, (w + 1) // 2, c_out))
+            y = _member_pool(tf, y)
     return y
 
 
 def shifted(tf, x, kernels):
     """Per kernel offset, the shifted image times that offset's (C, F) weights, summed: k*k
-    batched matmuls without materialising the patches."""
-    m, b = x.shape[:2]
+    batched matmuls without materialising the patches (`models.stacked.offset_conv`)."""
+    from models.stacked import offset_conv
+
     y = x
     for i, kernel in enumerate(kernels):
-        k, _, c_in, c_out = kernel.shape[1:]
-        h, w = y.shape[2:4]
-        low = (k - 1) // 2
-        padded = tf.pad(y, [[0, 0], [0, 0], [low, k - 1 - low], [low, k - 1 - low], [0, 0]])
-        total = 0.0
-        for dy in range(k):
-            for dx in range(k):
-                window = tf.reshape(padded[:, :, dy:dy + h, dx:dx + w, :], (m, b * h * w, c_in))
-                total += tf.matmul(window, kernel[:, dy, dx])
-        y = tf.nn.relu(tf.reshape(total, (m, b, h, w, c_out)))
+        y = tf.nn.relu(tf.reshape(offset_conv(y, kernel), (*y.shape[:-1], kernel.shape[-1])))
         if i < len(kernels) - 1:
-            y = tf.reshape(_pool(tf, tf.reshape(y, (m * b, h, w, c_out))), (m, b, (h + 1) // 2, (w + 1) // 2, c_out))
+            y = _member_pool(tf, y)
     return y
+
+
+def _member_pool(tf, y):
+    """Each member's 2x2 max-pool of (M, B, H, W, C)."""
+    m, b, h, w, c = y.shape
+    return tf.reshape(_pool(tf, tf.reshape(y, (m * b, h, w, c))), (m, b, (h + 1) // 2, (w + 1) // 2, c))
 
 
 def loop(tf, x, kernels):
@@ -117,6 +115,16 @@ def _step(tf, way, kernels, rate, jit=True):
             total += loss
         return total, out, grads
     return steps
+
+
+def _median_seconds(steps, x, repeats):
+    """The median wall time of `repeats` calls."""
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        steps(x)[0].numpy()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
 
 
 def _as_members(out, members):
@@ -156,20 +164,10 @@ def main(argv=None):
         compile_s = time.perf_counter() - started
         outputs[name] = (_as_members(out, m), [g.numpy() for g in grads])
         rate.assign(1e-3)
-        runs = []
-        for _ in range(args.repeats):
-            started = time.perf_counter()
-            steps(x)[0].numpy()
-            runs.append(time.perf_counter() - started)
-        timed[name] = (statistics.median(runs), compile_s)
+        timed[name] = (_median_seconds(steps, x, args.repeats), compile_s)
     one = _step(tf, loop, _layers(tf, 1), rate)
     one(x[:1])
-    runs = []
-    for _ in range(args.repeats):
-        started = time.perf_counter()
-        one(x[:1])[0].numpy()
-        runs.append(time.perf_counter() - started)
-    timed["one x M"] = (statistics.median(runs) * m, None)
+    timed["one x M"] = (_median_seconds(one, x[:1], args.repeats) * m, None)
     print(f"{m} members, batch {args.batch}, 8x8x1 -> conv 3x3 x8 -> pool -> conv 3x3 x16; 20 forward+backward "
           f"steps per call, median of {args.repeats}")
     for name, (seconds, compile_s) in timed.items():

@@ -10,30 +10,23 @@ memory, and then the ratio and how far the engines' test metrics are apart run b
 """
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from experiments.benchmarks import measured
+
 CONFIG = "experiments/configs/digits_init_x_loss.toml"
-MEASURED = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
 
 
 def run(config, sets, engine, output):
     """One `run` in a child process; (wall seconds, peak GiB, the runs table)."""
     import pandas as pd
 
-    command = [sys.executable, "-c", MEASURED, sys.executable, "-m", "experiments", "run", config, "--output",
-               output, "--quiet", *(f"--set={s}" for s in [*sets, f"engine={engine}"])]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"run failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
+    wall, peak = measured([sys.executable, "-m", "experiments", "run", config, "--output", output, "--quiet",
+                           *(f"--set={s}" for s in [*sets, f"engine={engine}"])])
     runs = pd.concat([pd.read_csv(p) for p in Path(output).glob("reports/*/runs.csv")]).set_index("run_id")
-    return wall, int(done.stderr.strip().splitlines()[-1]) / 2**20, runs
+    return wall, peak, runs
 
 
 def main(argv=None):

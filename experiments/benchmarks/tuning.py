@@ -15,11 +15,11 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from experiments.benchmarks import measured
 
 CONFIG = "experiments/configs/digits_tune.toml"
 # one joint search: every trial is the same kind of work, whichever worker takes it
@@ -31,28 +31,18 @@ TUNERS_SETS = ["losses=['categorical_crossentropy']", "initializers=['he_normal'
 RANDOM_TRIALS = 8  # 8 x 9 = 72 epochs, about what one hyperband iteration spends at max_epochs 9
 
 
-# the command in a child of a small Python process, which prints its child's peak memory
-MEASURED = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
-
-
 def search(sets, workers=0, keep=None):
     """Run one search; returns (its trial records, the command's wall time in seconds, its peak
     memory in GiB, the search sessions' own seconds); `keep`: a folder to copy the reports to."""
     with tempfile.TemporaryDirectory() as output:
-        command = [sys.executable, "-c", MEASURED, sys.executable, "-m", "experiments", "tune", CONFIG,
-                   "--output", output, "--quiet", "--workers", str(workers), *(f"--set={s}" for s in sets)]
-        started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - started
-        if done.returncode:
-            raise SystemExit(f"search failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
+        wall, peak = measured([sys.executable, "-m", "experiments", "tune", CONFIG, "--output", output, "--quiet",
+                               "--workers", str(workers), *(f"--set={s}" for s in sets)])
         records = [json.loads(p.read_text()) for p in Path(output).glob("runs/*/trials/*/trial_*/trial.json")]
         searching = sum(json.loads(p.read_text())["sessions"][-1]["seconds"]
                         for p in Path(output).glob("runs/*/search.json"))
         if keep:
             shutil.copytree(Path(output) / "reports", keep, dirs_exist_ok=True)
-    return records, wall, int(done.stderr.strip().splitlines()[-1]) / 2**20, searching
+    return records, wall, peak, searching
 
 
 # one cell's Hyperband search, max_epochs 9, factor 3: keras-tuner sizes it at about 20 trials

@@ -143,9 +143,9 @@ class StackedGraph:
     def _probe_forward(self, x):
         """Per layer pre-activations and outputs, and each member's summed loss (diagnostics)."""
         tf = self.tf
-        pre, outputs = [], []
+        pre, outputs, weighted = [], [], self.model.weighted
         for layer in self.model.stacked_layers:
-            if layer not in self.model.weighted:
+            if layer not in weighted:  # pooling, flattening
                 x = layer(x)
                 continue
             pre.append(layer.pre_activation(x))

@@ -32,6 +32,12 @@ DIGITS = 6  # significant digits in the tables: learning rates are drawn on a co
 BEST_COLUMNS = ["project", "cell", "trial_id", "objective", "learning_rate", "batch_size", "initializer", "loss"]
 
 
+def seed_dir(trial_dir, execution, seed):
+    """Where a trial's run at one of its seeds is recorded: the first in the trial's folder, each
+    further one (`tune.executions`) in `seed_<seed>/` inside it."""
+    return Path(trial_dir) if execution == 0 else Path(trial_dir) / f"seed_{seed}"
+
+
 def load_trials(search_dir):
     """Every trial record under a search folder, in (project, trial id) order."""
     return [store.read_json(p) for p in sorted(Path(search_dir).glob(f"trials/*/trial_*/{TRIAL}"))]
@@ -49,7 +55,7 @@ def trial_tables(search_dir):
                      **{f"objective_seed_{seed}": v for seed, v in per_seed.items()}})
         trial_dir = Path(search_dir) / "trials" / record["project"] / f"trial_{record['trial_id']}"
         for k, seed in enumerate(seeds):
-            history = (trial_dir if k == 0 else trial_dir / f"seed_{seed}") / "history.csv"
+            history = seed_dir(trial_dir, k, seed) / "history.csv"
             if history.is_file():
                 epochs.append(pd.read_csv(history).assign(project=record["project"], trial_id=record["trial_id"],
                                                           seed=seed, cell=record["cell"]))

@@ -21,7 +21,7 @@ import keras_tuner as kt
 from experiments.engines import keras_fit
 from experiments.records import rundir, store
 from experiments.records.events import RunLog, session_hparams
-from experiments.reporting.tune_report import TRIAL
+from experiments.reporting.tune_report import TRIAL, seed_dir
 from experiments.spec import RunSpec, expand
 from experiments.tuning.tuners import trial_hparams
 from models import head_for
@@ -96,9 +96,8 @@ class TrialLog:
         chosen: the first seed's in the trial's folder, a further seed's in `seed_<seed>/` in it."""
         config = self.configure(hp, len(self.recorders))
         axes = {**trial_hparams(hp.values, self.search), "seed": config.seed}
-        run_id, run_dir = f"{self.search.project}/trial_{self.trial.trial_id}", self.dir
-        if self.recorders:
-            run_id, run_dir = f"{run_id}/seed_{config.seed}", run_dir / f"seed_{config.seed}"
+        run_dir = seed_dir(self.dir, len(self.recorders), config.seed)
+        run_id = run_dir.relative_to(self.root.parent).as_posix()  # <project>/trial_<id>[/seed_<seed>]
         run = RunSpec(run_id=run_id, cell=f"{axes['initializer']} | {axes['loss']}", axes=axes, config=config)
         self.recorders.append(rundir.RunRecorder(run, run_dir, self.root, _trial_log, first_epoch=first_epoch))
         self.recorders[-1].start()
