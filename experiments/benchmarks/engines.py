@@ -23,9 +23,10 @@ def plain_loop(config_path, seeds):
     import keras
 
     from experiments.spec import load_config, validate
+    from models.builders import MODELS
 
     spec, (data,) = validate({**load_config(config_path), "seeds": seeds})
-    model_spec = spec.model[0]
+    model_spec = MODELS.resolve(spec.model[0])
     y = {split: keras.utils.to_categorical(getattr(data, f"y_{split}"), data.n_classes) for split in
          ("train", "val", "test")}
     started = time.perf_counter()
@@ -35,8 +36,8 @@ def plain_loop(config_path, seeds):
                 keras.utils.set_random_seed(seed)
                 model = keras.Sequential(
                     [keras.Input(data.input_shape), keras.layers.Flatten()]
-                    + [keras.layers.Dense(w, activation=model_spec.activation, kernel_initializer=init["name"])
-                       for w in model_spec.widths]
+                    + [keras.layers.Dense(w, activation=model_spec["activation"], kernel_initializer=init["name"])
+                       for w in model_spec["widths"]]
                     + [keras.layers.Dense(data.n_classes, activation="softmax", kernel_initializer=init["name"])]
                 )
                 model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate[0]), loss=loss["name"],
@@ -92,7 +93,7 @@ def main(argv=None):
     from experiments.spec import load_config
 
     config = load_config(args.config)
-    cells = len(config.initializers) * len(config.losses)
+    cells = len(config["initializers"]) * len(config["losses"])
     print(f"engines: {args.config}, plain Keras loop vs the suite's CLI path (vectorized engine)")
     print(f"{'seeds':>5} {'runs':>5} {'plain s':>9} {'suite s':>9} {'ratio':>7} {'plain GiB':>10} {'suite GiB':>10}")
     for n_seeds in args.seeds:
