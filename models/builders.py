@@ -1,7 +1,9 @@
 """Model builders: uncompiled Keras models whose every weighted layer gets its own seeded
 initializer. They know nothing about experiments.
 
-Layers are named `hidden_<i>` and `output` so diagnostics and reports can refer to them.
+Weighted layers are named `hidden_<i>` and `output` so diagnostics and reports can refer to them;
+the layers between carry the index of the weighted layer before them (`batch_norm_<i>`,
+`activation_<i>`, `dropout_<i>`, `pool_<i>`), so every run's saved model has the same names.
 """
 
 import math
@@ -35,8 +37,7 @@ MODELS = Registry(
             unit_interval=("dropout",),
             ranges={"widths": (1, MAX_WIDTH), "l1": _PENALTY, "l2": _PENALTY},
             note="multi-layer perceptron; widths lists the hidden layers",
-            stacked={"dropout": "dropout masks are drawn differently per engine",
-                     "batch_norm": "batch_norm has no stacked version"},
+            stacked={},
         ),
         "linear": Entry(dict(_COMMON), ranges={"l1": _PENALTY, "l2": _PENALTY},
                         note="no hidden layer: linear/logistic regression, the perceptron", stacked={}),
@@ -48,7 +49,7 @@ MODELS = Registry(
             ranges={"filters": (1, 4096), "kernel_size": (1, 64), "widths": (1, MAX_WIDTH), "l1": _PENALTY,
                     "l2": _PENALTY},
             note="small CNN for image-shaped data (conv + 2x2 max-pool per filter count, then dense)",
-            stacked={"dropout": "dropout masks are drawn differently per engine"},
+            stacked={},
         ),
     },
 )
@@ -125,16 +126,16 @@ def build_mlp(input_shape, head, *, kernel_initializer="glorot_uniform", bias_in
     layers = _Layers(kernel_initializer, bias_initializer, seed, l1, l2)
     stack = [keras.Input(tuple(input_shape))]
     if len(input_shape) > 1:
-        stack.append(keras.layers.Flatten())
+        stack.append(keras.layers.Flatten(name="flatten"))
     for i, width in enumerate(widths):
         if batch_norm:
             # normalise the pre-activations, so the activation comes after the norm
-            stack += [layers.dense(width, None, f"hidden_{i}"), keras.layers.BatchNormalization(),
-                      keras.layers.Activation(_activation(activation))]
+            stack += [layers.dense(width, None, f"hidden_{i}"), keras.layers.BatchNormalization(name=f"batch_norm_{i}"),
+                      keras.layers.Activation(_activation(activation), name=f"activation_{i}")]
         else:
             stack.append(layers.dense(width, _activation(activation), f"hidden_{i}"))
         if dropout:
-            stack.append(keras.layers.Dropout(dropout, seed=seed))
+            stack.append(keras.layers.Dropout(dropout, seed=seed, name=f"dropout_{i}"))
     stack.append(layers.dense(head.units, _activation(head.activation), "output"))
     return keras.Sequential(stack, name="mlp")
 
@@ -159,12 +160,13 @@ def build_cnn(input_shape, head, *, kernel_initializer="glorot_uniform", bias_in
     stack = [keras.Input(tuple(input_shape))]
     for i, n in enumerate(filters):
         stack += [layers.conv(n, kernel_size, _activation(activation), f"hidden_{i}"),
-                  keras.layers.MaxPooling2D(2, padding="same")]
-    stack.append(keras.layers.Flatten())
+                  keras.layers.MaxPooling2D(2, padding="same", name=f"pool_{i}")]
+    stack.append(keras.layers.Flatten(name="flatten"))
     for width in widths:
-        stack.append(layers.dense(width, _activation(activation), f"hidden_{layers.index}"))
+        i = layers.index
+        stack.append(layers.dense(width, _activation(activation), f"hidden_{i}"))
         if dropout:
-            stack.append(keras.layers.Dropout(dropout, seed=seed))
+            stack.append(keras.layers.Dropout(dropout, seed=seed, name=f"dropout_{i}"))
     stack.append(layers.dense(head.units, _activation(head.activation), "output"))
     return keras.Sequential(stack, name="cnn")
 

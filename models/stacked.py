@@ -2,9 +2,14 @@
 
 `StackedDense` holds M Dense layers as one (M, in, out) kernel and computes them with one batched
 matmul; `StackedConv2D` does the same for convolutions (a matmul per kernel offset), with each
-member's pooling and flattening between (`StackedPool`, `StackedFlatten`). Members share no parameters, so the
-gradient of the sum of their losses with respect to one member's weights is exactly that member's
-own gradient; with an element-wise optimizer (SGD, Adam, ...) each member trains as it would alone.
+member's pooling and flattening between (`StackedPool`, `StackedFlatten`), batch norm with each
+member's own batch statistics and moving averages (`StackedBatchNorm`) and dropout with each
+member's own masks (`StackedDropout`). Members share no parameters, so the gradient of the sum of
+their losses with respect to one member's weights is exactly that member's own gradient; with an
+element-wise optimizer (SGD, Adam, ...) each member trains as it would alone.
+
+A training call passes `draw`, the number of the training step (it seeds the dropout masks); a
+call without it is inference (moving averages, no dropout), as Keras' `training=False`.
 
 Each member's initial weights come from its own catalogue initializer, called with the member's
 own layer shape and the seed `models.build` would give that layer: the same values, bit for bit.
@@ -36,7 +41,7 @@ class Weighted(keras.layers.Layer):
         self.activation = get_activation(activation) if activation else None
         self.l1, self.l2 = l1, l2
 
-    def call(self, x):
+    def call(self, x, draw=None):
         y = self.pre_activation(x)
         return self.activation(y) if self.activation else y
 
@@ -89,10 +94,62 @@ def offset_conv(x, kernel):
     return total
 
 
+class StackedBatchNorm(keras.layers.Layer):
+    """M BatchNormalization layers (Keras' defaults) over (M, batch, units), each followed by the
+    activation: in training each member normalizes by its own batch's mean and variance and moves
+    its own averages; in inference it uses those averages. Weights: gamma, beta, moving_mean and
+    moving_variance, each (M, units), in Keras' order."""
+
+    def __init__(self, members, units, activation, momentum=0.99, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum, self.epsilon = momentum, epsilon
+        self.activation = get_activation(activation)
+        for name, value, trainable in (("gamma", 1.0, True), ("beta", 0.0, True), ("moving_mean", 0.0, False),
+                                       ("moving_variance", 1.0, False)):
+            setattr(self, name, self.add_weight(shape=(members, units), initializer=keras.initializers.Constant(value),
+                                                trainable=trainable, name=name))
+
+    def call(self, x, draw=None):
+        if draw is None:
+            mean, variance = self.moving_mean[:, None], self.moving_variance[:, None]
+        else:
+            mean, variance = ops.moments(x, axes=[1], keepdims=True)
+            for average, value in ((self.moving_mean, mean[:, 0]), (self.moving_variance, variance[:, 0])):
+                average.assign(average * self.momentum + value * (1.0 - self.momentum))
+        y = ops.batch_normalization(x, mean, variance, axis=-1, offset=self.beta[:, None], scale=self.gamma[:, None],
+                                    epsilon=self.epsilon)
+        return self.activation(y)
+
+
+class StackedDropout(keras.layers.Layer):
+    """M Dropout layers over (M, batch, units): in training each member's mask is drawn from its own
+    run seed, this layer's index and the step (`draw`), so a member's masks do not depend on which
+    other members share its stack; members with one seed share their masks, as Keras' Dropout(seed=)
+    layers do. Keras' own draws cannot be matched: runs agree with the Keras engine in distribution."""
+
+    def __init__(self, rate, seeds, index, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.seeds, self.index = rate, [int(s) for s in seeds], index
+
+    def call(self, x, draw=None):
+        if draw is None:
+            return x
+        import tensorflow as tf
+
+        stream = ops.cast(draw, "int64") * 1024 + self.index  # one stream per (step, layer)
+        shape = ops.shape(x)[1:]
+
+        def mask(seed):
+            return tf.random.stateless_uniform(shape, seed=ops.stack([seed, stream]), alg="philox") >= self.rate
+
+        keep = tf.vectorized_map(mask, ops.convert_to_tensor(self.seeds, "int64"))
+        return ops.where(keep, x / (1.0 - self.rate), ops.zeros_like(x))
+
+
 class StackedPool(keras.layers.Layer):
     """Each member's 2x2 max-pool (same padding): (M, batch, H, W, C) -> (M, batch, H/2, W/2, C)."""
 
-    def call(self, x):
+    def call(self, x, draw=None):
         y = ops.max_pool(ops.reshape(x, (-1, *x.shape[2:])), 2, 2, padding="same")
         return ops.reshape(y, (x.shape[0], -1, *y.shape[1:]))
 
@@ -105,7 +162,7 @@ class StackedFlatten(keras.layers.Layer):
         super().__init__(**kwargs)
         self.rank = rank
 
-    def call(self, x):
+    def call(self, x, draw=None):
         if len(x.shape) == self.rank + 1:
             return ops.reshape(x, (-1, math.prod(x.shape[1:])))
         return ops.reshape(x, (x.shape[0], -1, math.prod(x.shape[2:])))
@@ -127,9 +184,9 @@ class StackedModel(keras.Model):
     def weighted(self):
         return [layer for layer in self.stacked_layers if isinstance(layer, Weighted)]
 
-    def call(self, x):
+    def call(self, x, draw=None):
         for layer in self.stacked_layers:
-            x = layer(x)
+            x = layer(x, draw=draw)
         return x
 
     def penalty(self):
@@ -152,8 +209,8 @@ def _stacked(layer, members, shapes, i, **options):
 
 
 def build_stacked(name, model, members, input_shape, head):
-    """The stacked twin of `models.build` for a catalogue model the engine stacks (`mlp` and
-    `linear` without dropout or batch norm, `cnn` without dropout).
+    """The stacked twin of `models.build` for a catalogue model (`mlp`, `linear`, `cnn`): the same
+    layers in the same order, each weight with a leading member axis.
 
     Args:
         name, model: the catalogue model's name and its resolved options (`MODELS.resolve`).
@@ -162,6 +219,7 @@ def build_stacked(name, model, members, input_shape, head):
         head: the `models.losses.Head` shared by all members.
     """
     activation, l1, l2 = model.get("activation"), model["l1"], model["l2"]
+    dropout, batch_norm, seeds = model.get("dropout", 0.0), model.get("batch_norm", False), [s for _, _, s in members]
     layers, i = [], 0
     channels = input_shape[-1]
     for filters in model.get("filters", ()) if name == "cnn" else ():
@@ -177,10 +235,14 @@ def build_stacked(name, model, members, input_shape, head):
         for _ in model["filters"]:
             height, width = (height + 1) // 2, (width + 1) // 2
         fan_in = height * width * channels
-    widths = model.get("widths", ())
-    for width in widths:
-        layers.append(_stacked(StackedDense, members, ((fan_in, width), width), i, activation=activation, l1=l1,
-                               l2=l2, name=f"hidden_{i}"))
+    for width in model.get("widths", ()):
+        # batch norm normalises the pre-activations, so the activation comes after the norm
+        layers.append(_stacked(StackedDense, members, ((fan_in, width), width), i,
+                               activation=None if batch_norm else activation, l1=l1, l2=l2, name=f"hidden_{i}"))
+        if batch_norm:
+            layers.append(StackedBatchNorm(len(members), width, activation))
+        if dropout:
+            layers.append(StackedDropout(dropout, seeds, i))
         fan_in, i = width, i + 1
     layers.append(_stacked(StackedDense, members, ((fan_in, head.units), head.units), i, l1=l1, l2=l2,
                            name="output"))

@@ -71,6 +71,7 @@ class StackedGraph:
         self.thresholds = auc_thresholds() if needed else np.zeros(0, dtype="float32")
         self.n_stats = sum(m.columns(self.thresholds, self.head.units) for m in self.metrics.values())
         self.active = tf.Variable(np.ones(self.size, dtype=bool), trainable=False)
+        self.draws = tf.Variable(0, dtype=tf.int64, trainable=False)  # training steps taken: seeds dropout
         probe = config.diagnostics.probe
         self.probe = self.x["train"][:probe], self.y["train"][:probe]
         self.backprop = tf.function(functools.partial(backprop, self._probe_forward), autograph=False)
@@ -108,18 +109,25 @@ class StackedGraph:
         """One optimizer step of every member on its batch `idx` (M, batch): (losses, stats)."""
         tf = self.tf
         x, y = tf.gather(self.x["train"], idx), tf.gather(self.y["train"], idx)
+        averages = self.model.non_trainable_variables  # batch norm's, moved by the forward pass
+        kept = [tf.identity(v) for v in averages]
         with tf.GradientTape() as tape:
-            outputs = self._outputs(self.model(x))
+            outputs = self._outputs(self.model(x, draw=self.draws.assign_add(1) - 1))
             losses = self._losses(y, outputs)
             total = tf.reduce_sum(losses)
         grads = tape.gradient(total, self.variables)
         before = [tf.identity(v) for v in self.variables]
         self.optimizer.apply(grads, self.variables)
         for v, old in zip(self.variables, before, strict=True):
-            shape = [-1] + [1] * (len(v.shape) - 1)
-            step = (v - old) * tf.reshape(self.rates, shape)  # the member's own learning rate
-            v.assign(tf.where(tf.reshape(self.active, shape), old + step, old))  # masked members keep theirs
+            step = (v - old) * self._per_member(self.rates, v)  # the member's own learning rate
+            v.assign(tf.where(self._per_member(self.active, v), old + step, old))  # masked members keep theirs
+        for v, old in zip(averages, kept, strict=True):
+            v.assign(tf.where(self._per_member(self.active, v), v, old))
         return losses, self._stats(y, tf.concat(outputs, axis=0))
+
+    def _per_member(self, values, like):
+        """(M,) values shaped to broadcast over a stacked weight `like`."""
+        return self.tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
 
     def _train_steps(self, order):
         """Train on the batches `order[:, s]` (shape (M, steps, batch)); returns loss and stat sums."""
@@ -142,11 +150,15 @@ class StackedGraph:
 
     def _probe_forward(self, x):
         """Per layer pre-activations and outputs, and each member's summed loss (diagnostics)."""
+        from models.stacked import StackedBatchNorm
+
         tf = self.tf
         pre, outputs, weighted = [], [], self.model.weighted
         for layer in self.model.stacked_layers:
-            if layer not in weighted:  # pooling, flattening
+            if layer not in weighted:  # pooling, flattening, dropout; batch norm replaces the layer's output
                 x = layer(x)
+                if isinstance(layer, StackedBatchNorm):
+                    outputs[-1] = x
                 continue
             pre.append(layer.pre_activation(x))
             x = layer.activation(pre[-1]) if layer.activation else pre[-1]

@@ -23,7 +23,7 @@ import numpy as np
 
 from experiments.engines import keras_fit
 from experiments.engines.diagnostics import due, layer_kinds, measure, signals
-from experiments.engines.procedure import MemberEarlyStopping, epoch_orders, failure_reason
+from experiments.engines.procedure import MemberEarlyStopping, epoch_orders, failure_reason, steps_per_epoch
 from experiments.engines.stacked_graph import StackedGraph, loss_key
 from experiments.spec.budget import EVAL_CHUNK
 from models import head_for, optimizers
@@ -110,6 +110,7 @@ class Group(StackedGraph):
         orders = np.stack([epoch_orders(run.config.seed, epochs, n) for run, _ in self.members])  # (M, E, n)
         full = n // batch * batch
         stopping = MemberEarlyStopping(config.early_stopping, size)
+        self.draws.assign(initial_epoch * steps_per_epoch(n, batch))
         active = np.ones(size, dtype=bool)
         every = config.diagnostics.every
         if due(0, every, epochs) and not initial_epoch:
@@ -124,7 +125,7 @@ class Group(StackedGraph):
                 rest = self.train_rest(order[:, full:].reshape(size, 1, -1))
                 loss_sum, stat_sum = loss_sum + rest[0].numpy(), stat_sum + rest[1].numpy()
             train_logs, val_logs = self._logs(loss_sum, stat_sum, n), self._evaluate("val", "val_")
-            weights = [v.numpy() for v in self.variables] if stopping.on else None
+            weights = [v.numpy() for v in self.model.weights] if stopping.on else None
             stopped = np.zeros(size, dtype=bool)
             for m, (_, recorder) in enumerate(self.members):
                 if not active[m]:
@@ -143,7 +144,8 @@ class Group(StackedGraph):
         if not finish:
             return None
         if stopping.on:
-            for v, best in zip(self.variables, stopping.restore([v.numpy() for v in self.variables]), strict=True):
+            for v, best in zip(self.model.weights, stopping.restore([v.numpy() for v in self.model.weights]),
+                               strict=True):
                 v.assign(best)
         test_logs, train_logs = self._evaluate("test"), self._evaluate("train")
         wall = (time.perf_counter() - started) / size  # the group's time, shared evenly

@@ -24,9 +24,10 @@ def _models(tmp_path, **changes):
     return spec, datasets[0], exp_dir
 
 
+@pytest.mark.parametrize("model", [None, {"name": "mlp", "widths": [8, 8], "batch_norm": True, "dropout": 0.2}])
 @pytest.mark.parametrize("engine", ["vectorized", "keras"])
-def test_a_saved_model_gives_the_runs_recorded_test_metrics(engine, tmp_path):
-    spec, data, exp_dir = _models(tmp_path / engine, engine=engine)
+def test_a_saved_model_gives_the_runs_recorded_test_metrics(engine, model, tmp_path):
+    spec, data, exp_dir = _models(tmp_path / engine, engine=engine, **({"model": model} if model else {}))
     layers = set()
     for run in expand(spec):
         folder = exp_dir / run.run_id
