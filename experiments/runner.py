@@ -27,6 +27,7 @@ from experiments.records.experiment import EXPERIMENT, load_experiment
 from experiments.reporting.report import build_report
 from experiments.reporting.tables import load_tables
 from experiments.spec import expand
+from experiments.spec.budget import stack_budget, stack_members
 from initializers.registry import label
 from models.builders import stacking_blocker
 from models.losses import LOSSES
@@ -73,14 +74,25 @@ def _check_parts(spec, exp_dir):
                                  "another name")
 
 
-def training_groups(runs, data_by_label):
-    """The runs in the groups their engines train together, each group in grid order."""
+def training_groups(runs, data_by_label, budget=math.inf):
+    """The runs in the groups their engines train together, each in grid order; a vectorized group
+    whose stack would take more than `budget` bytes (`spec.budget`) is split into stacks of as
+    equal sizes as fit."""
     groups = {}
     for run in runs:
         data = data_by_label[run.axes["dataset"]]
         key = (run.axes["dataset"], run.config.engine, ENGINES[run.config.engine].group_key(run, data))
         groups.setdefault(key, []).append(run)
-    return list(groups.values())
+    stacks = []
+    for group in groups.values():
+        config, data = group[0].config, data_by_label[group[0].axes["dataset"]]
+        fits = len(group) if config.engine != "vectorized" or math.isinf(budget) else \
+            stack_members(budget, config.model, data, config.batch_size, config.diagnostics.probe)
+        parts = -(-len(group) // fits)
+        base, extra = divmod(len(group), parts)
+        sizes = [base + 1] * extra + [base] * (parts - extra)
+        stacks += [group[sum(sizes[:k]):sum(sizes[:k + 1])] for k in range(parts)]
+    return stacks
 
 
 def _fingerprint(run_dir):
@@ -192,7 +204,7 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
         })
         events.write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
     by_label = {label(d): data for d, data in zip(spec.dataset, datasets, strict=True)}
-    groups = [g for g in training_groups(runs, by_label) if any(plan[r.run_id][0] for r in g)]
+    groups = [g for g in training_groups(runs, by_label, stack_budget(spec)) if any(plan[r.run_id][0] for r in g)]
     todo = sum(plan[r.run_id][0] for g in groups for r in g)
     bar = tqdm(total=len(runs), initial=len(runs) - todo, unit="run", disable=not progress,
                desc=spec.name, dynamic_ncols=True, mininterval=1.0)

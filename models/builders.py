@@ -176,12 +176,14 @@ BUILDERS = {"mlp": build_mlp, "linear": build_linear, "cnn": build_cnn}
 
 @dataclass(frozen=True)
 class LayerSize:
-    """One weighted layer of a catalogue model: its name, activation, weights and outputs per example."""
+    """One weighted layer of a catalogue model: its name, activation, weights and outputs per example,
+    and what else its computation keeps per example (a convolution's shifted input windows)."""
 
     name: str
     activation: str
     params: int
     outputs: int
+    workspace: int = 0
 
 
 def layer_sizes(model, input_shape, units, head_activation="linear"):
@@ -211,7 +213,8 @@ def layer_sizes(model, input_shape, units, head_activation="linear"):
                 raise ValueError(f"model 'cnn' parameter 'kernel_size' is {kernel}, larger than the {height}x{width} "
                                  f"input of its convolution {i + 1} (filters {filters}, inputs {tuple(input_shape)}); "
                                  f"use kernel_size <= {min(height, width)} or fewer filters")
-            layers.append(LayerSize(f"hidden_{i}", activation, kernel * kernel * channels * n + n, height * width * n))
+            layers.append(LayerSize(f"hidden_{i}", activation, kernel * kernel * channels * n + n, height * width * n,
+                                    kernel * kernel * height * width * channels))
             height, width, channels = -(-height // 2), -(-width // 2), n  # 2x2 max-pool, same padding
         fan_in = height * width * channels
     else:

@@ -25,6 +25,9 @@ DEFAULTS = {
     "metrics": [],
     "thresholds": {},
     "engine": "vectorized",
+    # GiB one stacked group of the vectorized engine may take; a larger group trains as several
+    # stacks (results do not depend on it beyond rounding). None: a quarter of the machine's memory
+    "engine_memory": None,
     # per-layer diagnostics at step 0, every `every` epochs and at the end, on `probe` examples
     "diagnostics": {"every": 10, "probe": 256},
     # keep each run's trained model as model.keras in its folder (not part of a run's config: it

@@ -132,6 +132,7 @@ class Experiment(_Record):
     claim: Claim | None
     tune: Tune | None
     save_model: bool = True  # records written before it existed saved no models
+    engine_memory: float | None = None  # GiB a stack may take; None: a quarter of the machine's
     compare: dict = dataclasses.field(default_factory=lambda: {"margin": {}})  # margins: {metric: value}
     parts: dict = dataclasses.field(default_factory=dict)  # the user's own parts: {kind: {name: source}}
 

@@ -98,6 +98,8 @@ def validate(config, base=None):
         problems.append(f"save_model must be true or false, got {spec['save_model']!r}")
     if spec["engine"] not in ENGINES:
         problems.append(f"engine {spec['engine']!r} is unknown; valid engines: {', '.join(ENGINES)}")
+    if spec["engine_memory"] is not None:
+        collect(problems, number, "engine_memory", spec["engine_memory"], float, 0, 2**20)
     collect(problems, _check_diagnostics, spec)
 
     datasets = [collect(problems, load_dataset, d, base) for d in spec["dataset"] if d is not None]

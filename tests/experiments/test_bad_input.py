@@ -232,6 +232,8 @@ CASES = {
                                        "'filters' must be from 1 to 4,096, got [0]"),
     "a grid larger than memory": ("run", {"model": {"name": "mlp", "widths": [60000] * 30}}, [],
                                   "the grid needs an estimated"),
+    "a negative engine_memory": ("run", {}, _set("engine_memory=-1"), "engine_memory must be a finite number > 0"),
+    "an engine_memory in words": ("run", {"engine_memory": "4GiB"}, [], "engine_memory must be a finite number > 0"),
     # -- the command line and the config file ------------------------------------------------------
     "unknown --set key": ("run", {}, _set("epoch=3"), "unknown key 'epoch'; valid keys: name"),
     "malformed --set": ("run", {}, _set("epochs"), "'epochs' is not key=value"),

@@ -104,3 +104,26 @@ def test_a_toml_inline_table_overrides_a_table(config_file):
     config = apply_overrides(load_config(config_file()), ['optimizer={ name = "sgd", momentum = 0.9 }'])
     spec, _ = validate(config)
     assert spec.optimizer == ({"name": "sgd", "momentum": 0.9},)
+
+
+def test_engine_memory_splits_a_large_group_into_stacks_and_the_grid_is_refused_only_if_they_cannot_fit(
+        monkeypatch):
+    from experiments.runner import training_groups
+    from experiments.spec import budget
+    from initializers.registry import label
+
+    monkeypatch.setattr(budget, "available_bytes", lambda: 3 * budget.GIB)
+    monkeypatch.setattr(budget, "machine_bytes", lambda: 16 * budget.GIB)
+    grid = {"name": "many", "dataset": "digits", "model": {"name": "mlp", "widths": [64, 64]},
+            "initializers": ["he_normal", "glorot_uniform"], "losses": ["categorical_crossentropy", "huber"],
+            "seeds": list(range(300))}
+    spec, (data,) = validate({**grid, "engine_memory": 1})
+    one = budget.member_bytes(spec.model[0], data, 32, spec.diagnostics.probe)
+    with pytest.raises(SpecError, match=rf"needs an estimated .* GiB .*stacks of {int(4 * budget.GIB // one)} runs "
+                                        r".* or a smaller engine_memory"):
+        validate(grid)  # the default budget is a quarter of the machine's 16 GiB: more than the 3 GiB available
+    stacks = training_groups(expand(spec), {label(spec.dataset[0]): data}, budget.stack_budget(spec))
+    fits = int(budget.GIB // one)
+    assert len(stacks) == -(-1200 // fits) > 1 and max(len(s) for s in stacks) <= fits
+    assert max(len(s) for s in stacks) - min(len(s) for s in stacks) <= 1  # as equal as they fit
+    assert sorted(r.run_id for s in stacks for r in s) == sorted(r.run_id for r in expand(spec))
