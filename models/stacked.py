@@ -142,7 +142,7 @@ class StackedDropout(keras.layers.Layer):
         def mask(seed):
             return tf.random.stateless_uniform(shape, seed=ops.stack([seed, stream]), alg="philox") >= self.rate
 
-        keep = tf.vectorized_map(mask, ops.convert_to_tensor(self.seeds, "int64"))
+        keep = tf.map_fn(mask, ops.convert_to_tensor(self.seeds, "int64"), fn_output_signature=tf.bool)
         return ops.where(keep, x / (1.0 - self.rate), ops.zeros_like(x))
 
 

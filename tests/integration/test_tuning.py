@@ -296,8 +296,9 @@ def test_keras_tuners_chief_and_two_workers_complete_every_trial_once(tmp_path):
     assert {r["status"] for r in records} == {"COMPLETED"}
     assert {r["worker"] for r in records} == {"tuner0", "tuner1"}
     # each worker asks every oracle for 2 of the 4 trials at once and trains the two cells' trials of
-    # one batch size as one stacked model
-    assert {r["stack"] for r in records} == {2}
+    # one batch size as one stacked model: stacks of 1 to 4, as the batch sizes drawn fall
+    stacks = [r["stack"] for r in records]
+    assert max(stacks) >= 2 and set(stacks) <= {1, 2, 3, 4}, stacks
     for project in ("he_normal__binary_crossentropy", "zeros__binary_crossentropy"):
         oracle = _reload(search_dir, project, max_trials=4).oracle
         assert sorted(oracle.trials) == ["0", "1", "2", "3"]
