@@ -75,10 +75,11 @@ class StackedGraph:
         probe = config.diagnostics.probe
         self.probe = self.x["train"][:probe], self.y["train"][:probe]
         self.backprop = tf.function(functools.partial(backprop, self._probe_forward), autograph=False)
-        # XLA compiles a whole epoch, its full batches and the smaller remainder (several times
-        # faster); evaluation runs unjitted: an XLA compile costs about a second per shape
-        order = tf.TensorSpec((self.size, int(self.x["train"].shape[0])), tf.int32)
-        self.train_epoch = tf.function(self._train_epoch, autograph=False, jit_compile=JIT, input_signature=[order])
+        # XLA compiles the full-batch epoch loop (the bulk of the work, several times faster);
+        # the remainder batch and evaluation run unjitted: each XLA compile costs about a second
+        steps = tf.TensorSpec((self.size, None, None), tf.int32)
+        self.train_full = tf.function(self._train_steps, autograph=False, jit_compile=JIT, input_signature=[steps])
+        self.train_rest = tf.function(self._train_steps, autograph=False, input_signature=[steps])
         self.evaluate_chunk = tf.function(self._evaluate_chunk, autograph=False, input_signature=[
             tf.TensorSpec((None, *data.input_shape), tf.float32), tf.TensorSpec((None, head.units), tf.float32)])
 
@@ -128,29 +129,17 @@ class StackedGraph:
         """(M,) values shaped to broadcast over a stacked weight `like`."""
         return self.tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
 
-    def _train_epoch(self, order):
-        """One epoch on each member's example order (M, n): its full batches, then the smaller
-        remainder if any (a batch larger than the set: the one remainder). Returns loss and stat sums."""
+    def _train_steps(self, order):
+        """Train on the batches `order[:, s]` (shape (M, steps, batch)); returns loss and stat sums."""
         tf = self.tf
-        n, batch = order.shape[1], self.config.batch_size
-        full = n // batch * batch
-        sums = (tf.zeros(self.size), tf.zeros((self.size, self.n_stats)))
-        if full:
-            sums = self._train_steps(tf.reshape(order[:, :full], (self.size, -1, batch)), sums)
-        if full < n:
-            sums = self._train_steps(order[:, None, full:], sums)
-        return sums
-
-    def _train_steps(self, order, sums):
-        """Train on the batches `order[:, s]` (shape (M, steps, batch)); adds to the loss and stat sums."""
-        tf = self.tf
-        batch = float(order.shape[2])
+        batch = tf.cast(tf.shape(order)[2], "float32")
 
         def body(s, loss_sum, stat_sum):
             losses, stats = self._train_step(order[:, s])
             return s + 1, loss_sum + losses * batch, stat_sum + stats
 
-        _, loss_sum, stat_sum = tf.while_loop(lambda s, *_: s < order.shape[1], body, (tf.constant(0), *sums))
+        start = (tf.constant(0), tf.zeros(self.size), tf.zeros((self.size, self.n_stats)))
+        _, loss_sum, stat_sum = tf.while_loop(lambda s, *_: s < tf.shape(order)[1], body, start)
         return loss_sum, stat_sum
 
     def _evaluate_chunk(self, x, y):

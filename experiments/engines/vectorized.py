@@ -108,6 +108,7 @@ class Group(StackedGraph):
         config, size = self.config, self.size
         n, batch, epochs = int(self.x["train"].shape[0]), config.batch_size, config.epochs
         orders = np.stack([epoch_orders(run.config.seed, epochs, n) for run, _ in self.members])  # (M, E, n)
+        full = n // batch * batch
         stopping = MemberEarlyStopping(config.early_stopping, size)
         self.draws.assign(initial_epoch * steps_per_epoch(n, batch))
         active = np.ones(size, dtype=bool)
@@ -115,7 +116,14 @@ class Group(StackedGraph):
         if due(0, every, epochs) and not initial_epoch:
             self._diagnose(0, active)
         for epoch in range(initial_epoch, epochs):
-            loss_sum, stat_sum = (out.numpy() for out in self.train_epoch(orders[:, epoch]))
+            order = orders[:, epoch]
+            loss_sum, stat_sum = np.zeros(size), np.zeros((size, self.n_stats))
+            if full:  # none when the batch size exceeds the training set: one smaller batch per epoch
+                out = self.train_full(order[:, :full].reshape(size, -1, batch))
+                loss_sum, stat_sum = out[0].numpy(), out[1].numpy()
+            if full < n:
+                rest = self.train_rest(order[:, full:].reshape(size, 1, -1))
+                loss_sum, stat_sum = loss_sum + rest[0].numpy(), stat_sum + rest[1].numpy()
             train_logs, val_logs = self._logs(loss_sum, stat_sum, n), self._evaluate("val", "val_")
             weights = [v.numpy() for v in self.model.weights] if stopping.on else None
             stopped = np.zeros(size, dtype=bool)
