@@ -1,12 +1,17 @@
-"""Models the vectorized engine stacks beyond the MLP, against the keras engine: the default digits
-grid with the CNN (6 initializers x 3 losses x 3 seeds, 20 epochs).
+"""What stacking every model buys, in one invocation:
 
-    python -m experiments.benchmarks.stacking [--config ...] [--set model=cnn ...]
+1. the default digits grid with the CNN (6 initializers x 3 losses x 3 seeds, 20 epochs), the
+   vectorized against the keras engine: the whole command's wall time, the training time, peak
+   memory, the ratio, and how far the engines' test metrics are apart run by run;
+2. `make claims` (every shipped claim, vectorized engine): wall time and training time;
+3. scale: the default digits MLP grid at 3, 30 and 100 seeds (54, 540 and 1,800 runs, without
+   saving models): wall time, training time and peak memory, and how they grow.
 
-Each engine runs the suite's own `run` command in a fresh child process into a throwaway folder;
-printed per engine: the whole command's wall time, the training time (the runs' `wall_time_s`
-summed: a stacked group's time is shared among its runs, so the sum is the group's time), peak
-memory, and then the ratio and how far the engines' test metrics are apart run by run.
+    python -m experiments.benchmarks.stacking [--only cnn claims scale] [--seeds 3 30 100]
+
+Each measurement runs the suite's own command in a fresh child process into a throwaway folder.
+Training time is the runs' `wall_time_s` summed: a stacked group's time is shared among its runs,
+so the sum is the groups' time.
 """
 
 import argparse
@@ -21,26 +26,47 @@ CONFIG = "experiments/configs/digits_init_x_loss.toml"
 
 def run(config, sets, engine, output):
     """One `run` in a child process; (wall seconds, peak GiB, the runs table)."""
-    import pandas as pd
-
     wall, peak = measured([sys.executable, "-m", "experiments", "run", config, "--output", output, "--quiet",
                            *(f"--set={s}" for s in [*sets, f"engine={engine}"])])
-    runs = pd.concat([pd.read_csv(p) for p in Path(output).glob("reports/*/runs.csv")]).set_index("run_id")
-    return wall, peak, runs
+    return wall, peak, _runs(output).set_index("run_id")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.stacking",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default=CONFIG)
-    parser.add_argument("--set", action="append", default=None, help="config changes (default: model=cnn)")
-    args = parser.parse_args(argv)
-    sets = args.set or ["model=cnn"]
-    print(f"{args.config} with {', '.join(sets)}: vectorized vs keras engine, one run each")
+def _runs(output):
+    """Every runs table a command wrote under `output`."""
+    import pandas as pd
+
+    return pd.concat([pd.read_csv(p) for p in Path(output).glob("reports/*/runs.csv")])
+
+
+def claims():
+    """`make claims` as it ships: its wall time, training time and peak memory."""
+    with tempfile.TemporaryDirectory() as output:
+        wall, peak = measured([sys.executable, "-m", "experiments", "claims", "--output", output, "--quiet"])
+        runs = _runs(output)
+    print(f"make claims (vectorized engine): whole command {wall:.1f} s, training {runs['wall_time_s'].sum():.1f} s, "
+          f"peak memory {peak:.2f} GiB, {len(runs)} runs, engines {runs['engine'].value_counts().to_dict()}")
+
+
+def scale(seeds):
+    """The default digits MLP grid at each number of seeds."""
+    print(f"scale: {CONFIG} (6 initializers x 3 losses), save_model=false, by seeds")
+    print(f"  {'seeds':>5}  {'runs':>5}  {'whole (s)':>9}  {'training (s)':>12}  {'runs/s':>6}  {'peak (GiB)':>10}")
+    for count in seeds:
+        with tempfile.TemporaryDirectory() as output:
+            wall, peak = measured([sys.executable, "-m", "experiments", "run", CONFIG, "--output", output, "--quiet",
+                                   f"--set=seeds={list(range(count))}", "--set=save_model=false"])
+            runs = _runs(output)
+        print(f"  {count:>5}  {len(runs):>5}  {wall:>9.1f}  {runs['wall_time_s'].sum():>12.1f}  "
+              f"{len(runs) / wall:>6.1f}  {peak:>10.2f}", flush=True)
+
+
+def engines(config, sets):
+    """The vectorized against the keras engine on one config."""
+    print(f"{config} with {', '.join(sets)}: vectorized vs keras engine, one run each")
     measured = {}
     for engine in ("vectorized", "keras"):
         with tempfile.TemporaryDirectory() as output:
-            measured[engine] = run(args.config, sets, engine, output)
+            measured[engine] = run(config, sets, engine, output)
         wall, peak, runs = measured[engine]
         print(f"  {engine:<10}: whole command {wall:6.1f} s, training {runs['wall_time_s'].sum():6.1f} s, "
               f"peak memory {peak:.2f} GiB, {len(runs)} runs, statuses {runs['status'].value_counts().to_dict()}")
@@ -52,6 +78,23 @@ def main(argv=None):
     accuracy = (vec["test_accuracy"] - ref["test_accuracy"]).abs().groupby(ref["cell"]).max()
     print(f"  run by run, per cell the largest relative test-loss difference: median {loss.median():.1e}, "
           f"largest {loss.max():.2g} ({loss.idxmax()}); test accuracy at most {accuracy.max():.3f} apart")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.stacking",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", choices=["cnn", "claims", "scale"], default=["cnn", "claims", "scale"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[3, 30, 100])
+    parser.add_argument("--config", default=CONFIG)
+    parser.add_argument("--set", action="append", default=None, help="the CNN comparison's config changes "
+                                                                        "(default: model=cnn)")
+    args = parser.parse_args(argv)
+    if "cnn" in args.only:
+        engines(args.config, args.set or ["model=cnn"])
+    if "claims" in args.only:
+        claims()
+    if "scale" in args.only:
+        scale(args.seeds)
 
 
 if __name__ == "__main__":
