@@ -76,7 +76,7 @@ def _check_parts(spec, exp_dir):
 
 def training_groups(runs, data_by_label, budget=math.inf):
     """The runs in the groups their engines train together, each in grid order; a vectorized group
-    whose stack would take more than `budget` bytes (`spec.budget`) is split into stacks of as
+    whose stack would take more than `budget` bytes (`spec.budget.stack_budget`) is split into stacks of as
     equal sizes as fit."""
     groups = {}
     for run in runs:

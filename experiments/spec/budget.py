@@ -80,14 +80,18 @@ def member_bytes(model, dataset, batch_size, probe):
     gradients and the copies early stopping and masking keep, its activations (and a convolution's
     shifted windows) for a training batch, an evaluation chunk and the diagnostics probe, and its
     gathered batch."""
-    units = max(dataset.n_classes, dataset.n_targets) if dataset.task != "binary" else 2
-    sizes = layer_sizes(model, dataset.input_shape, units)
+    sizes = layer_sizes(model, dataset.input_shape, _units(dataset))
     params = sum(s.params for s in sizes)
     per_example = sum(s.outputs + s.workspace for s in sizes)
     n = len(dataset.x_train)
     examples = batch_size + min(EVAL_CHUNK, max(n, len(dataset.x_test))) + min(probe, n) * 2  # probe: float64
     return 4 * (WEIGHT_COPIES * params + ACTIVATION_COPIES * examples * per_example +
                 batch_size * int(dataset.x_train[0].size))
+
+
+def _units(dataset):
+    """Output units, at most (a binary task may take a two-unit softmax head)."""
+    return max(dataset.n_classes, dataset.n_targets) if dataset.task != "binary" else 2
 
 
 def stack_budget(spec):
@@ -112,7 +116,7 @@ def peak_bytes(spec, datasets):
             members = min(group_size(spec, model), stack_members(budget, model, dataset, batch,
                                                                   spec.diagnostics.probe))
             if members * one > worst:
-                params = sum(s.params for s in layer_sizes(model, dataset.input_shape, max(dataset.n_classes, 2)))
+                params = sum(s.params for s in layer_sizes(model, dataset.input_shape, _units(dataset)))
                 worst, what = members * one, (f"stacks of {members} runs of model {_label(model)} with "
                                               f"{params:,} weights each on {dataset.name}")
     return RUNTIME_BYTES + data + worst, what
