@@ -40,6 +40,8 @@ def _parser():
     run.add_argument("--output", default=".", metavar="DIR", help="output tree: DIR/runs and DIR/reports (default .)")
     run.add_argument("--overwrite", action="store_true", help="rerun finished runs too")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--shard", metavar="I/N", help="train only the I-th of N shares of the grid (I from 0); "
+                                                    "auto/N reads I from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX")
     tune = with_config("tune", "search learning rate and batch size with keras-tuner (resumes a stopped search), "
                                "then retrain every cell at its best settings and write the tuner report")
     tune.add_argument("--output", default=".", metavar="DIR", help="output tree: DIR/runs and DIR/reports (default .)")
@@ -99,13 +101,38 @@ def _load(args):
 def cmd_run(args):
     from experiments.runner import report_experiment, run_experiment
 
+    shard = parse_shard(args.shard, os.environ) if args.shard is not None else None
     spec, datasets = _load(args)
-    exp_dir, trained, skipped = run_experiment(spec, datasets, args.output, args.overwrite, progress=not args.quiet)
+    exp_dir, trained, skipped = run_experiment(spec, datasets, args.output, args.overwrite, progress=not args.quiet,
+                                               shard=shard)
+    of = f" of shard {shard[0]}/{shard[1]}" if shard else ""
+    print(f"{spec.name}: trained {trained} runs{of}, skipped {skipped} already finished")
+    if shard is not None:
+        from experiments.reporting.tables import load_tables
+
+        missing = int((load_tables(exp_dir)[0]["status"] == "unfinished").sum())
+        if missing:  # the shard that finishes the grid writes the report
+            print(f"  {missing} runs of the grid are not finished yet (other shards); the last shard to finish "
+                  f"writes the report, or: init-loss-lab report {spec.name} --output {args.output}")
+            return 0
     report = report_experiment(exp_dir, args.output, spec.name)
-    print(f"{spec.name}: trained {trained} runs, skipped {skipped} already finished")
     print(f"  report:      {report} (and report.html)")
     print(f"  tensorboard: {store.tensorboard_command(spec.name, args.output)}")
     return 0
+
+
+def parse_shard(text, environ):
+    """`I/N` (or `auto/N`, I from a job array's task index) -> (I, N), 0 <= I < N."""
+    index, _, count = text.partition("/")
+    if index == "auto":
+        found = [environ[v] for v in ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX") if environ.get(v)]
+        if not found:
+            raise ValueError(f"--shard {text}: neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set; give "
+                             "the index, e.g. --shard 0/4")
+        index = found[0]
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise ValueError(f"--shard {text!r} must be I/N with 0 <= I < N (e.g. 0/4), or auto/N")
+    return int(index), int(count)
 
 
 def cmd_tune(args):

@@ -27,7 +27,7 @@ from experiments.records.experiment import EXPERIMENT, load_experiment
 from experiments.reporting.report import build_report
 from experiments.reporting.tables import load_tables
 from experiments.spec import expand
-from experiments.spec.budget import stack_budget, stack_members
+from experiments.spec.budget import member_bytes, stack_budget, stack_members
 from initializers.registry import label
 from models.builders import stacking_blocker
 from models.losses import LOSSES
@@ -74,25 +74,52 @@ def _check_parts(spec, exp_dir):
                                  "another name")
 
 
-def training_groups(runs, data_by_label, budget=math.inf):
+def training_groups(runs, data_by_label, budget=math.inf, shard=None):
     """The runs in the groups their engines train together, each in grid order; a vectorized group
-    whose stack would take more than `budget` bytes (`spec.budget.stack_budget`) is split into stacks of as
-    equal sizes as fit."""
+    whose stack would take more than `budget` bytes (`spec.budget.stack_budget`) is split into
+    stacks of as equal sizes as fit. With `shard` `(i, n)`: only the i-th of n shares (`shares`)."""
     groups = {}
     for run in runs:
         data = data_by_label[run.axes["dataset"]]
         key = (run.axes["dataset"], run.config.engine, ENGINES[run.config.engine].group_key(run, data))
         groups.setdefault(key, []).append(run)
+    groups = list(groups.values())
+    if shard is not None:
+        groups = shares(groups, data_by_label, shard[1])[shard[0]]
     stacks = []
-    for group in groups.values():
+    for group in groups:
         config, data = group[0].config, data_by_label[group[0].axes["dataset"]]
         fits = len(group) if config.engine != "vectorized" or math.isinf(budget) else \
             stack_members(budget, config.model, data, config.batch_size, config.diagnostics.probe)
-        parts = -(-len(group) // fits)
-        base, extra = divmod(len(group), parts)
-        sizes = [base + 1] * extra + [base] * (parts - extra)
-        stacks += [group[sum(sizes[:k]):sum(sizes[:k + 1])] for k in range(parts)]
+        stacks += _equal_parts(group, -(-len(group) // fits))
     return stacks
+
+
+def _equal_parts(runs, parts):
+    """`runs` in `parts` consecutive parts whose sizes differ by at most one."""
+    base, extra = divmod(len(runs), parts)
+    sizes = [base + 1] * extra + [base] * (parts - extra)
+    return [runs[sum(sizes[:k]):sum(sizes[:k + 1])] for k in range(parts)]
+
+
+def shares(groups, data_by_label, count):
+    """The groups dealt into `count` shards of about equal work: each group is cut into up to
+    `count` equal parts, and the parts, largest first (members x epochs x a member's estimated
+    size), go each to the shard with the least work so far. Depends only on the grid and its data,
+    so every machine, and every resume, deals the same shards."""
+    parts = [part for group in groups for part in _equal_parts(group, min(count, len(group)))]
+
+    def work(part):
+        config, data = part[0].config, data_by_label[part[0].axes["dataset"]]
+        return len(part) * config.epochs * member_bytes(config.model, data, config.batch_size,
+                                                        config.diagnostics.probe)
+
+    dealt, load = [[] for _ in range(count)], [0] * count
+    for part in sorted(parts, key=work, reverse=True):  # a stable sort: ties keep grid order
+        k = load.index(min(load))
+        dealt[k].append(part)
+        load[k] += work(part)
+    return dealt
 
 
 def _fingerprint(run_dir):
@@ -168,8 +195,8 @@ def retire(spec, output, exp_dir, runs):
     return destination
 
 
-def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, runs=None):
-    """Train every unfinished run of a validated spec.
+def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, runs=None, shard=None):
+    """Train every unfinished run of a validated spec (with `shard` `(i, n)`: of its i-th share).
 
     Args:
         spec, datasets: as returned by `spec.validate`.
@@ -178,8 +205,11 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
         progress: show the grid progress bar (on stderr).
         runs: the runs to train, when not the spec's own grid (`expand(spec)`); the tuned
             comparison trains each cell at its own learning rate and batch size.
+        shard: `(i, n)`: train only the i-th of n shares of the grid's groups (`shares`); any
+            number of processes on any machines sharing `output` may train shards at once.
     Returns:
-        (experiment folder, number of runs trained, number skipped as already finished).
+        (experiment folder, number of runs trained, number skipped as already finished; of the
+        shard's runs with `shard`).
     Raises:
         ValueError: finished runs of another config (without `overwrite`), or a bad output folder;
             nothing on disk has changed then.
@@ -204,9 +234,11 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
         })
         events.write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
     by_label = {label(d): data for d, data in zip(spec.dataset, datasets, strict=True)}
-    groups = [g for g in training_groups(runs, by_label, stack_budget(spec)) if any(plan[r.run_id][0] for r in g)]
+    mine = training_groups(runs, by_label, stack_budget(spec), shard)
+    groups = [g for g in mine if any(plan[r.run_id][0] for r in g)]
     todo = sum(plan[r.run_id][0] for g in groups for r in g)
-    bar = tqdm(total=len(runs), initial=len(runs) - todo, unit="run", disable=not progress,
+    total = sum(len(g) for g in mine)
+    bar = tqdm(total=total, initial=total - todo, unit="run", disable=not progress,
                desc=spec.name, dynamic_ncols=True, mininterval=1.0)
     headline = "val_" + spec.metrics[0]
 
@@ -265,7 +297,7 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
     if retrained:
         print(f"notice: {spec.name}: {retrained} finished runs were trained again with their stacked group, "
               "so that its other members match an uninterrupted run; their records were kept", file=sys.stderr)
-    return exp_dir, trained, len(runs) - trained
+    return exp_dir, trained, total - trained
 
 
 def report_experiment(exp_dir, output, name, tables=None):

@@ -236,6 +236,11 @@ CASES = {
     "an engine_memory in words": ("run", {"engine_memory": "4GiB"}, [], "engine_memory must be a finite number > 0"),
     # -- the command line and the config file ------------------------------------------------------
     "unknown --set key": ("run", {}, _set("epoch=3"), "unknown key 'epoch'; valid keys: name"),
+    "a shard beyond the shards": ("run", {}, ["--shard", "3/3"], "--shard '3/3' must be I/N with 0 <= I < N"),
+    "a shard that is no number": ("run", {}, ["--shard", "one/3"], "must be I/N with 0 <= I < N (e.g. 0/4)"),
+    "zero shards": ("run", {}, ["--shard", "0/0"], "--shard '0/0' must be I/N"),
+    "an auto shard outside a job array": ("run", {}, ["--shard", "auto/3"],
+                                          "neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set"),
     "malformed --set": ("run", {}, _set("epochs"), "'epochs' is not key=value"),
     "--set of a broken list": ("run", {}, _set("learning_rate=[0.1, 0.2"), "is not a literal"),
     "--set of an expression": ("run", {}, _set("dataset={'name': 'moons', 'n_samples': 10**12}"), "is not a literal"),

@@ -20,8 +20,8 @@ from experiments.cli import main
 from experiments.records import store
 from experiments.records.rundir import read_result
 
-# two stacked groups of four runs (one per learning rate) for the vectorized engine, and a model it
-# cannot stack (dropout), whose eight runs the keras engine trains one by one
+# two stacked groups of eight runs (2 initializers x 2 learning rates x 2 seeds), one per model (the
+# second with dropout)
 GRID = {**TINY, "name": "grid", "model": [{"name": "mlp", "widths": [8]}, {"name": "mlp", "widths": [4],
                                                                           "dropout": 0.1}],
         "losses": ["binary_crossentropy"], "learning_rate": [0.01, 0.03], "diagnostics": {"every": 1, "probe": 32}}
@@ -118,6 +118,53 @@ def test_processes_on_one_experiment_share_the_work_and_never_interleave(referen
     assert sum(trained) == RUNS  # every run trained by exactly one process
     assert _records(tmp_path / "runs" / "grid") == expected  # no doubled rows, headers or torn files
     assert main(["report", "grid", "--output", str(tmp_path)]) == 0
+
+
+def _tables(exp_dir):
+    """The runs and epochs tables without timing, in run order."""
+    from experiments.reporting.tables import load_tables
+
+    runs, epochs = load_tables(exp_dir)
+    timing = [c for c in [*runs, *epochs] if c in TIMING]
+    return (runs.drop(columns=timing, errors="ignore").set_index("run_id").sort_index(),
+            epochs.drop(columns=timing, errors="ignore").sort_values(["run_id", "epoch"]).reset_index(drop=True))
+
+
+def _same_tables(exp_dir, reference_dir):
+    """Equal to the reference's, up to rounding: a shard's stacks hold other members (see
+    tests/experiments/test_runner.py::test_a_group_split_into_stacks...)."""
+    for mine, theirs in zip(_tables(exp_dir), _tables(reference_dir), strict=True):
+        pd.testing.assert_frame_equal(mine, theirs, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_three_shards_started_together_give_the_tables_of_one_process_and_the_last_writes_the_report(
+        reference, tmp_path):
+    config, _ = reference
+    processes = [subprocess.Popen(_command(config, tmp_path, "--shard", f"{i}/3"), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for i in range(3)]
+    outputs = [p.communicate(timeout=600) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 3, [err for _, err in outputs]
+    trained = [int(out.split("trained ")[1].split()[0]) for out, _ in outputs]
+    assert sum(trained) == RUNS and all(trained), trained  # every run by one shard, every shard some
+    assert any("report:" in out for out, _ in outputs)  # the one that finished the grid wrote the report
+    assert (tmp_path / "reports" / "grid" / "report.md").is_file()
+    _same_tables(tmp_path / "runs" / "grid", config.parent / "runs" / "grid")
+
+
+@pytest.mark.slow
+def test_a_killed_shard_run_again_finishes_the_grid(reference, tmp_path, monkeypatch):
+    config, _ = reference
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    process, _ = _start_and_kill(_command(config, tmp_path, "--shard", "auto/2"), tmp_path / "runs" / "grid", 1)
+    assert process.returncode != 0
+    other = subprocess.run(_command(config, tmp_path, "--shard", "1/2"), capture_output=True, text=True, timeout=300)
+    assert other.returncode == 0 and "runs of the grid are not finished yet" in other.stdout, other.stderr
+    assert not (tmp_path / "reports" / "grid").exists()  # no report of a half-finished grid
+    again = subprocess.run(_command(config, tmp_path, "--shard", "auto/2"), capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0 and "report:" in again.stdout, again.stderr
+    _same_tables(tmp_path / "runs" / "grid", config.parent / "runs" / "grid")
 
 
 @pytest.fixture(scope="module")
