@@ -51,6 +51,22 @@ def _parser():
                            "127.0.0.1 (default 0: one process)")
     tune.add_argument("--quiet", action="store_true", help="no progress bar")
     with_config("validate", "check a config and print its grid, without training")
+    launch = with_config("launch", "run a grid's shards as a job array: on SLURM through submitit, on this machine "
+                                   "(submitit's local executor), or write a Kubernetes Indexed Job manifest")
+    launch.add_argument("--jobs", type=int, required=True, metavar="N", help="shards, one array task each")
+    launch.add_argument("--executor", choices=("slurm", "local", "k8s"), default="slurm",
+                        help="slurm (submit and return), local (run here and wait) or k8s (write a manifest)")
+    launch.add_argument("--output", default=".", metavar="DIR",
+                        help="output tree every task shares: DIR/runs, DIR/reports, submitit's logs in DIR/launch")
+    launch.add_argument("--parallel", type=int, metavar="K", help="at most K tasks at once (default: all)")
+    launch.add_argument("--partition", help="SLURM partition")
+    launch.add_argument("--time", type=int, default=60, metavar="MINUTES", help="time limit per task (default 60)")
+    launch.add_argument("--cpus", type=int, default=2, help="CPUs per task (default 2)")
+    launch.add_argument("--mem", type=float, metavar="GB", help="memory per task")
+    launch.add_argument("--image", help="k8s: the container image with init-loss-lab installed")
+    launch.add_argument("--volume-claim", help="k8s: the persistent volume claim holding the config and the output")
+    launch.add_argument("--mount", default="/shared", help="k8s: where the volume is mounted (default /shared)")
+    launch.add_argument("--quiet", action="store_true", help="accepted for symmetry with run; tasks always run quiet")
     report = commands.add_parser("report", help="rebuild reports from what runs wrote to disk",
                                  description="rebuild reports from what runs wrote to disk")
     report.add_argument("names", nargs="*", metavar="EXPERIMENT", help="experiment names (default: all under DIR/runs)")
@@ -133,6 +149,33 @@ def parse_shard(text, environ):
     if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
         raise ValueError(f"--shard {text!r} must be I/N with 0 <= I < N (e.g. 0/4), or auto/N")
     return int(index), int(count)
+
+
+def cmd_launch(args):
+    from experiments import launch
+
+    if args.jobs < 1 or (args.parallel is not None and args.parallel < 1):
+        raise ValueError(f"--jobs and --parallel must be at least 1, got {args.jobs} and {args.parallel}")
+    if args.executor == "k8s" and not (args.image and args.volume_claim):
+        raise ValueError("--executor k8s needs --image (with init-loss-lab installed) and --volume-claim (the "
+                         "shared volume holding the config and the output)")
+    spec, _ = _load(args)  # a bad config fails here, before anything is submitted
+    if args.executor == "k8s":
+        job = launch.manifest(spec, args.config, args.assignments, args.output, args.jobs, args.image,
+                              args.volume_claim, args.mount, args.parallel, args.cpus, args.mem)
+        path = launch.write_manifest(job, Path(args.output) / "launch" / f"{spec.name}.k8s.json")
+        print(f"{spec.name}: wrote the Kubernetes Indexed Job of {args.jobs} shards to {path}")
+        print(f"  submit: kubectl apply -f {path}   follow: kubectl get job {job['metadata']['name']} -w")
+        return 0
+    shards, report = launch.submit(spec, args.config, args.assignments, args.output, args.jobs, args.executor,
+                                   args.parallel, args.partition, args.time, args.cpus, args.mem)
+    print(f"{spec.name}: {args.executor} job array {', '.join(shards)}; report job {report}")
+    if args.executor == "slurm":
+        print(f"  follow: squeue -j {shards[0].split('_')[0]},{report}   logs: "
+              f"{Path(args.output).resolve() / 'launch' / spec.name}")
+    else:
+        print(f"  report: {store.report_dir(args.output, spec.name) / 'report.md'}")
+    return 0
 
 
 def cmd_tune(args):
@@ -341,7 +384,8 @@ def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     command = {"run": cmd_run, "validate": cmd_validate, "report": cmd_report, "claims": cmd_claims,
-               "list": cmd_list, "tune": cmd_tune, "tensorboard": cmd_tensorboard, "compare": cmd_compare}[args.command]
+               "list": cmd_list, "tune": cmd_tune, "tensorboard": cmd_tensorboard, "compare": cmd_compare,
+               "launch": cmd_launch}[args.command]
     # `kill` and Ctrl-C stop the same way: one line, resumable (only the main thread handles signals)
     handled = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
     previous = {s: signal.signal(s, _stop) for s in handled} \

@@ -167,6 +167,35 @@ def test_a_killed_shard_run_again_finishes_the_grid(reference, tmp_path, monkeyp
     _same_tables(tmp_path / "runs" / "grid", config.parent / "runs" / "grid")
 
 
+@pytest.mark.slow
+def test_launch_on_submitits_local_executor_gives_the_tables_of_one_process(reference, tmp_path, capsys):
+    config, _ = reference
+    assert main(["launch", str(config), "--jobs", "3", "--executor", "local", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "local job array" in out and out.count(",") >= 2 and "report job" in out
+    assert len([p for p in (tmp_path / "launch" / "grid").iterdir() if p.name.endswith("_result.pkl")]) == 4
+    assert (tmp_path / "reports" / "grid" / "report.md").is_file()
+    _same_tables(tmp_path / "runs" / "grid", config.parent / "runs" / "grid")
+
+
+def test_the_kubernetes_manifest_is_an_indexed_job_of_shards_on_the_shared_volume(reference, tmp_path, capsys):
+    config, _ = reference
+    assert main(["launch", str(config), "--jobs", "4", "--executor", "k8s", "--image", "lab:1", "--volume-claim",
+                 "grids", "--parallel", "2", "--mem", "4", "--output", str(tmp_path), "--set", "epochs=3"]) == 0
+    path = tmp_path / "launch" / "grid.k8s.json"
+    assert f"kubectl apply -f {path}" in capsys.readouterr().out
+    job = json.loads(path.read_text())
+    assert (job["kind"], job["spec"]["completionMode"], job["spec"]["completions"], job["spec"]["parallelism"]) == \
+        ("Job", "Indexed", 4, 2)
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "lab:1" and container["resources"]["requests"] == {"cpu": "2", "memory": "4.0Gi"}
+    assert container["command"][:3] == ["init-loss-lab", "run", str(config)]
+    assert container["command"][-2:] == ["--shard", "auto/4"] and "--set=epochs=3" in container["command"]
+    assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "grids"
+    assert not (tmp_path / "runs").exists()  # nothing trained here
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A small experiment, trained once in this process."""
