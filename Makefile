@@ -80,6 +80,7 @@ bench: $(STAMP)
 	$(PY) -m experiments.benchmarks.tuning
 	$(PY) -m experiments.benchmarks.stacked_conv
 	$(PY) -m experiments.benchmarks.stacking
+	$(PY) -m experiments.benchmarks.shards
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check experiments models initializers tests
