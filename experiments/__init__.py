@@ -1,6 +1,6 @@
 """Running comparisons, in layers that import only downward (`make lint` checks it):
 
-    cli, api -> tuning, claims -> runner -> engines, reporting -> records -> spec -> data
+    cli, api -> tuning, claims, launch -> runner -> engines, reporting -> records -> spec -> data
         (-> models -> initializers, the top-level catalogue packages)
 
 `init-loss-lab` (or `python -m experiments`) is the command line; `run`, `load`, `compare` and

@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from experiments.launch import EXECUTORS
 from experiments.records import store
 
 EXIT_USAGE = 2
@@ -54,7 +55,7 @@ def _parser():
     launch = with_config("launch", "run a grid's shards as a job array: on SLURM through submitit, on this machine "
                                    "(submitit's local executor), or write a Kubernetes Indexed Job manifest")
     launch.add_argument("--jobs", type=int, required=True, metavar="N", help="shards, one array task each")
-    launch.add_argument("--executor", choices=("slurm", "local", "k8s"), default="slurm",
+    launch.add_argument("--executor", choices=EXECUTORS, default="slurm",
                         help="slurm (submit and return), local (run here and wait) or k8s (write a manifest)")
     launch.add_argument("--output", default=".", metavar="DIR",
                         help="output tree every task shares: DIR/runs, DIR/reports, submitit's logs in DIR/launch")
@@ -153,6 +154,7 @@ def parse_shard(text, environ):
 
 def cmd_launch(args):
     from experiments import launch
+    from experiments.spec import locate_config
 
     if args.jobs < 1 or (args.parallel is not None and args.parallel < 1):
         raise ValueError(f"--jobs and --parallel must be at least 1, got {args.jobs} and {args.parallel}")
@@ -167,7 +169,8 @@ def cmd_launch(args):
         print(f"{spec.name}: wrote the Kubernetes Indexed Job of {args.jobs} shards to {path}")
         print(f"  submit: kubectl apply -f {path}   follow: kubectl get job {job['metadata']['name']} -w")
         return 0
-    shards, report = launch.submit(spec, args.config, args.assignments, args.output, args.jobs, args.executor,
+    shards, report = launch.submit(spec, locate_config(args.config), args.assignments, args.output, args.jobs,
+                                   args.executor,
                                    args.parallel, args.partition, args.time, args.cpus, args.mem)
     print(f"{spec.name}: {args.executor} job array {', '.join(shards)}; report job {report}")
     if args.executor == "slurm":

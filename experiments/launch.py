@@ -45,15 +45,25 @@ def submit(spec, config, assignments, output, jobs, executor, parallel=None, par
                             [f"{i}/{jobs}" for i in range(jobs)])
     if executor == "local":
         for job in shards:
-            job.result()  # raises with the task's log when a shard failed
+            _wait(job)
     else:
         pool.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{shards[0].job_id.split('_')[0]}"})
     pool.update_parameters(name=f"{spec.name}-report")
     report = pool.submit(CommandFunction([sys.executable, "-m", "experiments", "report", spec.name, "--output",
                                           str(Path(output).resolve())], verbose=False))
     if executor == "local":
-        report.result()
+        _wait(report)
     return [job.job_id for job in shards], report.job_id
+
+
+def _wait(job):
+    """Wait for a local task; a failed one ends the command (exit 1) naming its log."""
+    from submitit.core.utils import UncompletedJobError
+
+    try:
+        job.result()
+    except UncompletedJobError:
+        raise SystemExit(f"error: task {job.job_id} failed; its log: {job.paths.stderr}") from None
 
 
 def manifest(spec, config, assignments, output, jobs, image, claim, mount="/shared", parallel=None, cpus=2,
