@@ -167,6 +167,18 @@ def test_a_killed_shard_run_again_finishes_the_grid(reference, tmp_path, monkeyp
     _same_tables(tmp_path / "runs" / "grid", config.parent / "runs" / "grid")
 
 
+def test_shards_on_different_outputs_do_not_interfere(reference, tmp_path, capsys):
+    config, _ = reference
+    finished = {}
+    for i in range(2):
+        assert main(["run", str(config), "--output", str(tmp_path / str(i)), "--quiet", "--shard", f"{i}/2"]) == 0
+        assert "runs of the grid are not finished yet" in capsys.readouterr().out
+        finished[i] = {p.parent.relative_to(tmp_path / str(i)) for p in (tmp_path / str(i)).rglob("result.json")}
+        assert not (tmp_path / str(i) / "reports").exists()
+    assert finished[0] and finished[1] and not finished[0] & finished[1]  # each its own half, nothing shared
+    assert len(finished[0] | finished[1]) == RUNS
+
+
 @pytest.mark.slow
 def test_launch_on_submitits_local_executor_gives_the_tables_of_one_process(reference, tmp_path, capsys):
     config, _ = reference
