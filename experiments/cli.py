@@ -170,8 +170,7 @@ def cmd_launch(args):
         print(f"  submit: kubectl apply -f {path}   follow: kubectl get job {job['metadata']['name']} -w")
         return 0
     shards, report = launch.submit(spec, locate_config(args.config), args.assignments, args.output, args.jobs,
-                                   args.executor,
-                                   args.parallel, args.partition, args.time, args.cpus, args.mem)
+                                   args.executor, args.parallel, args.partition, args.time, args.cpus, args.mem)
     print(f"{spec.name}: {args.executor} job array {', '.join(shards)}; report job {report}")
     if args.executor == "slurm":
         print(f"  follow: squeue -j {shards[0].split('_')[0]},{report}   logs: "
