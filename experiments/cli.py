@@ -124,15 +124,17 @@ def cmd_run(args):
                                                shard=shard)
     of = f" of shard {shard[0]}/{shard[1]}" if shard else ""
     print(f"{spec.name}: trained {trained} runs{of}, skipped {skipped} already finished")
+    tables = None
     if shard is not None:
         from experiments.reporting.tables import load_tables
 
-        missing = int((load_tables(exp_dir)[0]["status"] == "unfinished").sum())
+        tables = load_tables(exp_dir)  # read once: for the count, then for the report
+        missing = int((tables[0]["status"] == "unfinished").sum())
         if missing:  # the shard that finishes the grid writes the report
             print(f"  {missing} runs of the grid are not finished yet (other shards); the last shard to finish "
                   f"writes the report, or: init-loss-lab report {spec.name} --output {args.output}")
             return 0
-    report = report_experiment(exp_dir, args.output, spec.name)
+    report = report_experiment(exp_dir, args.output, spec.name, tables)
     print(f"  report:      {report} (and report.html)")
     print(f"  tensorboard: {store.tensorboard_command(spec.name, args.output)}")
     return 0

@@ -115,10 +115,11 @@ def shares(groups, data_by_label, count):
                                                         config.diagnostics.probe)
 
     dealt, load = [[] for _ in range(count)], [0] * count
-    for part in sorted(parts, key=work, reverse=True):  # a stable sort: ties keep grid order
+    weighed = sorted(((work(part), part) for part in parts), key=lambda pair: pair[0], reverse=True)
+    for amount, part in weighed:  # a stable sort: ties keep grid order
         k = load.index(min(load))
         dealt[k].append(part)
-        load[k] += work(part)
+        load[k] += amount
     return dealt
 
 

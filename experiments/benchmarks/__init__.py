@@ -9,6 +9,12 @@ _MEASURED = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1
              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
 
 
+def run_command(config, output, sets=()):
+    """The suite's `run` of `config` into `output` in a child process, quiet, with --set changes."""
+    return [sys.executable, "-m", "experiments", "run", config, "--output", output, "--quiet",
+            *(f"--set={s}" for s in sets)]
+
+
 def measured(command):
     """Run `command`; (its wall seconds, its peak memory in GiB). Exits naming the command and its
     error output if it fails."""

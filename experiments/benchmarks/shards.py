@@ -10,17 +10,16 @@ cores one process already keeps busy, shards share those cores: their gain is on
 
 import argparse
 import subprocess
-import sys
 import tempfile
 import time
 
-CONFIG = "experiments/configs/digits_init_x_loss.toml"
+from experiments.benchmarks import run_command
+from experiments.benchmarks.stacking import CONFIG, seeds_sets
 
 
 def run(seeds, shards, output):
     """Wall seconds for `shards` processes (1: no --shard) started together to finish the grid."""
-    command = [sys.executable, "-m", "experiments", "run", CONFIG, "--output", output, "--quiet",
-               f"--set=seeds={list(range(seeds))}", "--set=save_model=false"]
+    command = run_command(CONFIG, output, seeds_sets(seeds))
     started = time.perf_counter()
     processes = [subprocess.Popen(command + ([f"--shard={i}/{shards}"] if shards > 1 else []),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(shards)]

@@ -19,16 +19,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from experiments.benchmarks import measured
+from experiments.benchmarks import measured, run_command
 
 CONFIG = "experiments/configs/digits_init_x_loss.toml"
 
 
 def run(config, sets, engine, output):
     """One `run` in a child process; (wall seconds, peak GiB, the runs table)."""
-    wall, peak = measured([sys.executable, "-m", "experiments", "run", config, "--output", output, "--quiet",
-                           *(f"--set={s}" for s in [*sets, f"engine={engine}"])])
+    wall, peak = measured(run_command(config, output, [*sets, f"engine={engine}"]))
     return wall, peak, _runs(output).set_index("run_id")
+
+
+def seeds_sets(count):
+    """The --set changes of the scale grids: `count` seeds, no saved models."""
+    return [f"seeds={list(range(count))}", "save_model=false"]
 
 
 def _runs(output):
@@ -53,8 +57,7 @@ def scale(seeds):
     print(f"  {'seeds':>5}  {'runs':>5}  {'whole (s)':>9}  {'training (s)':>12}  {'runs/s':>6}  {'peak (GiB)':>10}")
     for count in seeds:
         with tempfile.TemporaryDirectory() as output:
-            wall, peak = measured([sys.executable, "-m", "experiments", "run", CONFIG, "--output", output, "--quiet",
-                                   f"--set=seeds={list(range(count))}", "--set=save_model=false"])
+            wall, peak = measured(run_command(CONFIG, output, seeds_sets(count)))
             runs = _runs(output)
         print(f"  {count:>5}  {len(runs):>5}  {wall:>9.1f}  {runs['wall_time_s'].sum():>12.1f}  "
               f"{len(runs) / wall:>6.1f}  {peak:>10.2f}", flush=True)
@@ -63,14 +66,14 @@ def scale(seeds):
 def engines(config, sets):
     """The vectorized against the keras engine on one config."""
     print(f"{config} with {', '.join(sets)}: vectorized vs keras engine, one run each")
-    measured = {}
+    results = {}
     for engine in ("vectorized", "keras"):
         with tempfile.TemporaryDirectory() as output:
-            measured[engine] = run(config, sets, engine, output)
-        wall, peak, runs = measured[engine]
+            results[engine] = run(config, sets, engine, output)
+        wall, peak, runs = results[engine]
         print(f"  {engine:<10}: whole command {wall:6.1f} s, training {runs['wall_time_s'].sum():6.1f} s, "
               f"peak memory {peak:.2f} GiB, {len(runs)} runs, statuses {runs['status'].value_counts().to_dict()}")
-    (vec_wall, _, vec), (ref_wall, _, ref) = measured["vectorized"], measured["keras"]
+    (vec_wall, _, vec), (ref_wall, _, ref) = results["vectorized"], results["keras"]
     print(f"  keras / vectorized: training {ref['wall_time_s'].sum() / vec['wall_time_s'].sum():.1f}x, "
           f"whole command {ref_wall / vec_wall:.1f}x")
     vec = vec.loc[ref.index]
