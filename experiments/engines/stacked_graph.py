@@ -77,10 +77,14 @@ class StackedGraph:
         self.backprop = tf.function(functools.partial(backprop, self._probe_forward), autograph=False)
         # XLA compiles the full-batch epoch loop (the bulk of the work, several times faster);
         # the remainder batch and evaluation run unjitted: each XLA compile costs about a second
+        # (each group's functions wrap its own partials: TensorFlow counts traces per Python function,
+        # and would warn of "retracing" after a few groups)
         steps = tf.TensorSpec((self.size, None, None), tf.int32)
-        self.train_full = tf.function(self._train_steps, autograph=False, jit_compile=JIT, input_signature=[steps])
-        self.train_rest = tf.function(self._train_steps, autograph=False, input_signature=[steps])
-        self.evaluate_chunk = tf.function(self._evaluate_chunk, autograph=False, input_signature=[
+        train = functools.partial(StackedGraph._train_steps, self)
+        self.train_full = tf.function(train, autograph=False, jit_compile=JIT, input_signature=[steps])
+        self.train_rest = tf.function(train, autograph=False, input_signature=[steps])
+        self.evaluate_chunk = tf.function(functools.partial(StackedGraph._evaluate_chunk, self), autograph=False,
+                                          input_signature=[
             tf.TensorSpec((None, *data.input_shape), tf.float32), tf.TensorSpec((None, head.units), tf.float32)])
 
     # -- graph functions -------------------------------------------------------------------

@@ -33,6 +33,13 @@ def test_a_run_prints_only_the_suites_lines(tmp_path):
                             "--quiet"], capture_output=True, text=True, check=False)
     assert quiet.returncode == 0 and quiet.stderr == ""
     assert quiet.stdout.startswith("tiny: trained 8 runs")
+    # many stacked groups: TensorFlow warned of "retracing" from the sixth group's functions on
+    many = subprocess.run([sys.executable, "-m", "experiments", "run", str(config), "--output", str(tmp_path / "many"),
+                           "--quiet", "--set", "batch_size=[4, 5, 6, 7, 8, 9, 10]", "--set", "epochs=1",
+                           "--set", "losses=['binary_crossentropy']", "--set", "initializers=['he_normal']"],
+                          capture_output=True, text=True, check=False)
+    assert many.returncode == 0 and many.stderr == ""
+    assert many.stdout.startswith("tiny: trained 14 runs")
     bad = subprocess.run([sys.executable, "-m", "experiments", "run", str(config), "--output", str(tmp_path),
                           "--set", "epochs=0"], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and bad.stderr == "error: epochs must be an integer > 0 and <= 100,000, got 0\n"
