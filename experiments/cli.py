@@ -52,8 +52,17 @@ def _parser():
                            "127.0.0.1 (default 0: one process)")
     tune.add_argument("--quiet", action="store_true", help="no progress bar")
     with_config("validate", "check a config and print its grid, without training")
-    launch = with_config("launch", "run a grid's shards as a job array: on SLURM through submitit, on this machine "
-                                   "(submitit's local executor), or write a Kubernetes Indexed Job manifest")
+    launch = commands.add_parser(
+        "launch", help="run a grid's (or the claims') shards as a job array: on SLURM through submitit, on this "
+                       "machine (submitit's local executor), or write a Kubernetes Indexed Job manifest",
+        description="run a grid's (or the claims') shards as a job array: on SLURM through submitit, on this "
+                    "machine (submitit's local executor), or write a Kubernetes Indexed Job manifest")
+    launch.add_argument("configs", nargs="*", metavar="CONFIG",
+                        help="the experiment config; with --claims, claim configs (default: every shipped claim)")
+    launch.add_argument("--claims", action="store_true",
+                        help="launch the textbook claims: every claim's grid in N shards, then the claims report")
+    launch.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
+                        help="override a config field (repeatable), as for run")
     launch.add_argument("--jobs", type=int, required=True, metavar="N", help="shards, one array task each")
     launch.add_argument("--executor", choices=EXECUTORS, default="slurm",
                         help="slurm (submit and return), local (run here and wait) or k8s (write a manifest)")
@@ -82,6 +91,8 @@ def _parser():
     claims.add_argument("--output", default=".", metavar="DIR", help="output tree: DIR/runs and DIR/reports")
     claims.add_argument("--overwrite", action="store_true", help="rerun finished runs too")
     claims.add_argument("--quiet", action="store_true", help="no progress bars")
+    claims.add_argument("--shard", metavar="I/N", help="train only the I-th of N shares of every claim's grid; the "
+                                                       "shard that finishes them writes the claims report (as run)")
     board = commands.add_parser("tensorboard", help="serve one experiment in TensorBoard on 127.0.0.1",
                                 description="serve one experiment's folder, runs/EXPERIMENT, in TensorBoard on "
                                             "127.0.0.1")
@@ -163,22 +174,37 @@ def cmd_launch(args):
     if args.executor == "k8s" and not (args.image and args.volume_claim):
         raise ValueError("--executor k8s needs --image (with init-loss-lab installed) and --volume-claim (the "
                          "shared volume holding the config and the output)")
-    spec, _ = _load(args)  # a bad config fails here, before anything is submitted
-    if args.executor == "k8s":
-        job = launch.manifest(spec, args.config, args.assignments, args.output, args.jobs, args.image,
-                              args.volume_claim, args.mount, args.parallel, args.cpus, args.mem)
-        path = launch.write_manifest(job, Path(args.output) / "launch" / f"{spec.name}.k8s.json")
-        print(f"{spec.name}: wrote the Kubernetes Indexed Job of {args.jobs} shards to {path}")
+    # a bad config fails here, before anything is submitted
+    if args.claims:
+        from experiments.claims.run import load_claims
+
+        load_claims(claim_paths(args.configs), args.assignments)
+        name = "claims"
+    elif len(args.configs) != 1:
+        raise ValueError(f"launch takes one experiment config, got {len(args.configs)}; or --claims [CONFIG ...]")
+    else:
+        args.config = args.configs[0]
+        name = _load(args)[0].name
+    if args.executor == "k8s":  # paths as given: they are paths inside the shared volume
+        shard, _ = launch.commands(name, args.configs, args.assignments, args.output, args.claims)
+        job = launch.manifest(name, shard, args.jobs, args.image, args.volume_claim, args.mount, args.parallel,
+                              args.cpus, args.mem)
+        path = launch.write_manifest(job, Path(args.output) / "launch" / f"{name}.k8s.json")
+        print(f"{name}: wrote the Kubernetes Indexed Job of {args.jobs} shards to {path}")
         print(f"  submit: kubectl apply -f {path}   follow: kubectl get job {job['metadata']['name']} -w")
         return 0
-    shards, report = launch.submit(spec, locate_config(args.config), args.assignments, args.output, args.jobs,
-                                   args.executor, args.parallel, args.partition, args.time, args.cpus, args.mem)
-    print(f"{spec.name}: {args.executor} job array {', '.join(shards)}; report job {report}")
+    output = str(Path(args.output).resolve())
+    shard, report = launch.commands(name, [str(locate_config(c).resolve()) for c in args.configs], args.assignments,
+                                    output, args.claims)
+    shards, report, printed = launch.submit(name, shard, report, output, args.jobs, args.executor, args.parallel,
+                                            args.partition, args.time, args.cpus, args.mem)
+    print(f"{name}: {args.executor} job array {', '.join(shards)}; report job {report}")
+    for job, text in zip([*shards, report], printed, strict=False):  # local tasks: what each said
+        print(f"  task {job}:\n" + "".join(f"    {line}\n" for line in text.strip().splitlines()), end="")
     if args.executor == "slurm":
-        print(f"  follow: squeue -j {shards[0].split('_')[0]},{report}   logs: "
-              f"{Path(args.output).resolve() / 'launch' / spec.name}")
+        print(f"  follow: squeue -j {shards[0].split('_')[0]},{report}   logs: {Path(output) / 'launch' / name}")
     else:
-        print(f"  report: {store.report_dir(args.output, spec.name) / 'report.md'}")
+        print(f"  report: {store.report_dir(args.output, name) / ('claims.md' if args.claims else 'report.md')}")
     return 0
 
 
@@ -332,11 +358,19 @@ def cmd_compare(args):
     return 0
 
 
+def claim_paths(configs):
+    """The claim configs given, or every shipped one."""
+    return [Path(p) for p in configs] or sorted((Path(__file__).parent / "configs" / "claims").glob("*.toml"))
+
+
 def cmd_claims(args):
     from experiments.claims.run import run_claims
 
-    paths = [Path(p) for p in args.configs] or sorted((Path(__file__).parent / "configs" / "claims").glob("*.toml"))
-    print(run_claims(paths, args.assignments, args.output, args.overwrite, progress=not args.quiet))
+    shard = parse_shard(args.shard, os.environ) if args.shard is not None else None
+    report = run_claims(claim_paths(args.configs), args.assignments, args.output, args.overwrite,
+                        progress=not args.quiet, shard=shard)
+    if report is not None:
+        print(report)
     return 0
 
 

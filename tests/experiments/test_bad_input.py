@@ -245,6 +245,8 @@ CASES = {
     "launch on k8s without an image": ("launch", {}, ["--jobs", "2", "--executor", "k8s"], "needs --image"),
     "launch of no jobs": ("launch", {}, ["--jobs", "0", "--executor", "local"], "--jobs and --parallel must be at"),
     "launch of a bad config": ("launch", {"epochs": 0}, ["--jobs", "2", "--executor", "local"], "epochs must be"),
+    "launch of claims that are no claim": ("launch", {}, ["--claims", "--jobs", "2", "--executor", "local"],
+                                           "has no [claim] table"),
     "malformed --set": ("run", {}, _set("epochs"), "'epochs' is not key=value"),
     "--set of a broken list": ("run", {}, _set("learning_rate=[0.1, 0.2"), "is not a literal"),
     "--set of an expression": ("run", {}, _set("dataset={'name': 'moons', 'n_samples': 10**12}"), "is not a literal"),
@@ -335,6 +337,7 @@ CASES = {
     "claims: selector matching no cell": ("claims", _claim(plus=[{"initializer": "ones"}]), [], "matches no cell"),
     "claims: plus not a list": ("claims", _claim(plus={"initializer": "zeros"}), [], "plus (and minus) must be lists"),
     "claims: missing config": ("claims", "raw:absent", [], "config file not found"),
+    "claims: shard out of range": ("claims", CLAIM, ["--shard", "2/2"], "--shard '2/2' must be I/N"),
     # -- report and tensorboard --------------------------------------------------------------------
     "report: unknown experiment": ("report", None, ["absent"], "no experiment 'absent' under"),
     "report: escaping name": ("report", None, ["../../etc"], "experiment '../../etc' is not a valid experiment name"),
@@ -458,6 +461,15 @@ def test_bad_input(command, changes, extra, message, finished, files, tmp_path, 
         assert lines and all(line.startswith("error: ") for line in lines), err
         assert _snapshot(finished) == before
         assert [_snapshot(w) for w in watched] == watched_before
+
+
+def test_launch_takes_one_experiment(config_file, finished, capsys):
+    before = _snapshot(finished)
+    for configs, found in (([], 0), ([str(config_file()), str(config_file())], 2)):
+        assert main(["launch", *configs, "--jobs", "2", "--executor", "local", "--output", str(finished)]) == 2
+        assert capsys.readouterr().err == f"error: launch takes one experiment config, got {found}; or --claims " \
+                                          "[CONFIG ...]\n"
+    assert _snapshot(finished) == before
 
 
 def test_a_real_process_exits_2_without_traceback(config_file, finished):

@@ -5,6 +5,7 @@ without --overwrite, and nothing is written outside the output folder."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -190,6 +191,37 @@ def test_launch_on_submitits_local_executor_gives_the_tables_of_one_process(refe
     _same_tables(tmp_path / "runs" / "grid", config.parent / "runs" / "grid")
 
 
+CLAIM = {"statement": "he_normal beats zeros", "source": "the tests", "checks": [
+    {"name": "accuracy", "metric": "test_accuracy", "plus": [{"initializer": "he_normal"}],
+     "minus": [{"initializer": "zeros"}], "test": ">", "value": 0}]}
+
+
+@pytest.mark.slow
+def test_launch_of_the_claims_gives_the_claims_report_of_one_process(tmp_path, capsys):
+    """Two claims (one stacked group of 6 runs each, the second with dropout) in 3 shards through
+    submitit's local executor: every claim's tables, its verdicts and the claims table equal one
+    `claims` process's."""
+    configs = [str(write_config(tmp_path / f"c{i}.toml", {**GRID, "name": f"c{i}", "model": GRID["model"][i],
+                                                          "learning_rate": 0.03, "seeds": [0, 1, 2], "claim": CLAIM}))
+               for i in range(2)]
+    assert main(["claims", *configs, "--output", str(tmp_path / "one"), "--quiet"]) == 0
+    assert main(["launch", "--claims", *configs, "--jobs", "3", "--executor", "local", "--output",
+                 str(tmp_path / "three")]) == 0
+    out = capsys.readouterr().out
+    assert "claims: local job array" in out
+    assert f"report: {tmp_path / 'three' / 'reports' / 'claims' / 'claims.md'}" in out
+    logs = tmp_path / "three" / "launch" / "claims"
+    assert len([p for p in logs.iterdir() if p.name.endswith("_result.pkl")]) == 4
+    trained = [int(n) for n in re.findall(r"claims shard \d/3: trained (\d+) runs", out)]  # what each task said
+    assert sum(trained) == 12 and len(trained) == 3 and all(trained), out  # each shard its share of both claims
+    for name in ("c0", "c1"):
+        _same_tables(tmp_path / "three" / "runs" / name, tmp_path / "one" / "runs" / name)
+    for table in ("claims.csv", "checks.csv"):
+        one, three = (pd.read_csv(tmp_path / d / "reports" / "claims" / table) for d in ("one", "three"))
+        pd.testing.assert_frame_equal(three.drop(columns=["training s"], errors="ignore"),
+                                      one.drop(columns=["training s"], errors="ignore"), rtol=1e-5)
+
+
 def test_the_kubernetes_manifest_is_an_indexed_job_of_shards_on_the_shared_volume(reference, tmp_path, capsys):
     config, _ = reference
     assert main(["launch", str(config), "--jobs", "4", "--executor", "k8s", "--image", "lab:1", "--volume-claim",
@@ -206,6 +238,11 @@ def test_the_kubernetes_manifest_is_an_indexed_job_of_shards_on_the_shared_volum
     assert container["command"][-2:] == ["--shard", "auto/4"] and "--set=epochs=3" in container["command"]
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "grids"
     assert not (tmp_path / "runs").exists()  # nothing trained here
+    assert main(["launch", "--claims", "--jobs", "2", "--executor", "k8s", "--image", "lab:1", "--volume-claim", "c",
+                 "--output", str(tmp_path / "k")]) == 0
+    job = json.loads((tmp_path / "k" / "launch" / "claims.k8s.json").read_text())
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [  # every shipped claim, the image's own
+        "init-loss-lab", "claims", "--output", str(tmp_path / "k"), "--quiet", "--shard", "auto/2"]
 
 
 @pytest.fixture(scope="module")
