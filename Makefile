@@ -25,7 +25,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 # grid; the engines' agreement by depth; the cost of full diagnostics; tuning throughput)
 SEEDS ?= 3
 
-.PHONY: install browser screenshots run experiment tune claims report tensorboard test bench lint clean distclean
+.PHONY: install browser slurm screenshots run experiment tune claims report tensorboard test bench lint clean distclean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,11 +66,19 @@ browser:
 		test "$$(id -u)" = 0 || { echo "make test needs chromium and chromium-driver: sudo apt-get install chromium chromium-driver"; exit 2; }; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# a single-node SLURM cluster for tests/integration/test_slurm.py (Debian's slurm-wlm and munge; the
+# test starts and stops its daemons): installed when missing, as root; elsewhere that test is skipped
+slurm:
+	@command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null && \
+		command -v munged >/dev/null || { \
+		test "$$(id -u)" = 0 || { echo "note: without SLURM tests/integration/test_slurm.py is skipped (sudo apt-get install slurmctld slurmd slurm-client munge)"; exit 0; }; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurmctld slurmd slurm-client munge >/dev/null; }
+
 # make screenshots: the README's pictures of TensorBoard (experiments/docs/*.png), from the default experiment
 screenshots: $(STAMP) browser
 	$(PY) tests/screenshots.py experiments/docs
 
-test: $(STAMP) browser
+test: $(STAMP) browser slurm
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
