@@ -8,12 +8,16 @@ submitit carries each task's command line to it (as a pickled `CommandFunction` 
 that list of strings); no config is ever pickled.
 """
 
+import contextlib
+import io
 import json
 import os
 import re
 import shutil
 import sys
 from pathlib import Path
+
+from experiments.records import store
 
 EXECUTORS = ("slurm", "local", "k8s")
 
@@ -42,23 +46,45 @@ def submit(name, shard_command, report_command, output, jobs, executor, parallel
     # submitit would bind its own log handlers to this process's stdout and stderr: we print what matters
     os.environ.setdefault("SUBMITIT_LOG_LEVEL", "NOCONFIG")
     import submitit
+    from submitit.core.utils import FailedJobError
     from submitit.helpers import CommandFunction
 
     program = [sys.executable, "-m", "experiments"]
-    pool = submitit.AutoExecutor(folder=Path(output).resolve() / "launch" / name, cluster=executor)
+    folder = store.inside(Path(output) / "launch" / name, output)  # submitit's scripts, logs and results
+    existed = {p for p in (Path(output), folder.parent, folder, *folder.rglob("*")) if p.exists()}
+    pool = submitit.AutoExecutor(folder=folder, cluster=executor)
     pool.update_parameters(name=f"{name}-shards", timeout_min=minutes, cpus_per_task=cpus,
                            slurm_array_parallelism=parallel or jobs, **({"mem_gb": mem_gb} if mem_gb else {}),
                            **({"slurm_partition": partition} if partition else {}))
-    shards = pool.map_array(CommandFunction(program + shard_command, verbose=False),
-                            [f"{i}/{jobs}" for i in range(jobs)])
-    printed = [_wait(job) for job in shards] if executor == "local" else []
-    if executor != "local":
+    # verbose: each task's log shows its command and streams what it prints (what `follow` reads)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # submitit prints what sbatch said: our error says it once
+            shards = pool.map_array(CommandFunction(program + shard_command), [f"{i}/{jobs}" for i in range(jobs)])
+    except FailedJobError as e:  # sbatch refused: a bad partition, or SLURM without its config or controller
+        _undo(folder, existed, output)
+        said = "; ".join(line.removeprefix("sbatch: ").strip() for line in str(e).splitlines() if line.strip())
+        raise ValueError(f"--executor slurm: sbatch refused the job array ({said}); check that `sinfo` works "
+                         "here, or use --executor local or k8s") from None
+    if executor == "local":
+        printed = [_wait(job) for job in shards]
+    else:
+        printed = []
         pool.update_parameters(slurm_additional_parameters={"dependency": f"afterany:{shards[0].job_id.split('_')[0]}"})
     pool.update_parameters(name=f"{name}-report")
-    report = pool.submit(CommandFunction(program + report_command, verbose=False))
+    report = pool.submit(CommandFunction(program + report_command))
     if executor == "local":
         printed.append(_wait(report))
     return [job.job_id for job in shards], report.job_id, printed
+
+
+def _undo(folder, existed, output):
+    """Remove what a refused submission wrote in `folder` (submitit's script, and the folders it
+    made), so that a refused launch leaves the disk as it was."""
+    for path in sorted(set(folder.rglob("*")) - existed, reverse=True):  # a folder's files before it
+        store.remove(path, output)
+    for path in (folder, folder.parent, Path(output)):
+        if path not in existed and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def _wait(job):

@@ -241,7 +241,6 @@ CASES = {
     "zero shards": ("run", {}, ["--shard", "0/0"], "--shard '0/0' must be I/N"),
     "an auto shard outside a job array": ("run", {}, ["--shard", "auto/3"],
                                           "neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set"),
-    "launch on slurm without sbatch": ("launch", {}, ["--jobs", "2"], "--executor slurm needs SLURM's sbatch"),
     "launch on k8s without an image": ("launch", {}, ["--jobs", "2", "--executor", "k8s"], "needs --image"),
     "launch of no jobs": ("launch", {}, ["--jobs", "0", "--executor", "local"], "--jobs and --parallel must be at"),
     "launch of a bad config": ("launch", {"epochs": 0}, ["--jobs", "2", "--executor", "local"], "epochs must be"),
@@ -461,6 +460,14 @@ def test_bad_input(command, changes, extra, message, finished, files, tmp_path, 
         assert lines and all(line.startswith("error: ") for line in lines), err
         assert _snapshot(finished) == before
         assert [_snapshot(w) for w in watched] == watched_before
+
+
+def test_launch_on_slurm_without_sbatch(config_file, finished, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch there, whether or not this machine has SLURM
+    before = _snapshot(finished)
+    assert main(["launch", str(config_file()), "--jobs", "2", "--output", str(finished)]) == 2
+    assert capsys.readouterr().err.startswith("error: --executor slurm needs SLURM's sbatch, which is not on PATH")
+    assert _snapshot(finished) == before
 
 
 def test_launch_takes_one_experiment(config_file, finished, capsys):

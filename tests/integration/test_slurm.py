@@ -161,3 +161,18 @@ def test_the_readmes_plain_sbatch_script_runs_the_shards(slurm, reference, tmp_p
     assert sum("report:" in text for text in said) >= 1  # the shard that finished the grid wrote the report
     assert (tmp_path / "reports" / "grid" / "report.md").is_file()
     _same_tables(tmp_path / "runs" / "grid", one)
+
+
+@pytest.mark.parametrize("case", ["unknown partition", "no cluster"])
+def test_a_submission_sbatch_refuses_is_one_line_and_leaves_the_disk_alone(slurm, reference, tmp_path, case):
+    config, _ = reference
+    env = {**slurm, "SLURM_CONF": str(tmp_path / "absent.conf")} if case == "no cluster" else slurm
+    (tmp_path / "out").mkdir()
+    partition = ["--partition", "nowhere"] if case == "unknown partition" else []
+    done = subprocess.run([sys.executable, "-m", "experiments", "launch", str(config), "--jobs", "2", *partition,
+                           "--output", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --executor slurm: sbatch refused the job array (") and \
+        done.stderr.count("\n") == 1, done.stderr
+    assert ("invalid partition" in done.stderr) == (case == "unknown partition")
+    assert not any((tmp_path / "out").iterdir())  # submitit's script removed again
