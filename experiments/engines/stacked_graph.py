@@ -40,7 +40,7 @@ class StackedGraph:
     def __init__(self, members, data, head):
         import tensorflow as tf
 
-        from models.stacked import build_stacked  # imports Keras
+        from models.stacked import StackedDropout, build_stacked  # imports Keras
 
         self.tf, self.members, self.head, self.data = tf, members, head, data
         self.config = config = members[0][0].config
@@ -76,13 +76,18 @@ class StackedGraph:
         self.probe = self.x["train"][:probe], self.y["train"][:probe]
         self.backprop = tf.function(functools.partial(backprop, self._probe_forward), autograph=False)
         # XLA compiles the full-batch epoch loop (the bulk of the work, several times faster);
-        # the remainder batch and evaluation run unjitted: each XLA compile costs about a second
-        # (each group's functions wrap its own partials: TensorFlow counts traces per Python function,
-        # and would warn of "retracing" after a few groups)
+        # the remainder batch and evaluation run unjitted: each XLA compile costs about half a
+        # second. Both epoch functions run one trace of the steps (a trace costs about 0.1 s),
+        # except with dropout: XLA must see the shape of its random masks as a constant, which it
+        # cannot through a call. (Each group's functions wrap its own partials: TensorFlow counts
+        # traces per Python function, and would warn of "retracing" after a few groups.)
         steps = tf.TensorSpec((self.size, None, None), tf.int32)
         train = functools.partial(StackedGraph._train_steps, self)
-        self.train_full = tf.function(train, autograph=False, jit_compile=JIT, input_signature=[steps])
         self.train_rest = tf.function(train, autograph=False, input_signature=[steps])
+        if not any(isinstance(layer, StackedDropout) for layer in self.model.stacked_layers):
+            traced = self.train_rest.get_concrete_function()
+            train = lambda order: traced(order)  # noqa: E731
+        self.train_full = tf.function(train, autograph=False, jit_compile=JIT, input_signature=[steps])
         self.evaluate_chunk = tf.function(functools.partial(StackedGraph._evaluate_chunk, self), autograph=False,
                                           input_signature=[
             tf.TensorSpec((None, *data.input_shape), tf.float32), tf.TensorSpec((None, head.units), tf.float32)])
