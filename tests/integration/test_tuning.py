@@ -409,3 +409,27 @@ def test_stacked_trials_are_the_keras_engines_trials(tmp_path, tuner, tune):
     columns = [c for c in ref_epochs if c.startswith(("loss", "val_"))]
     pd.testing.assert_frame_equal(vec_epochs.loc[ref_epochs.index, columns], ref_epochs[columns], rtol=1e-4)
     assert list(vec_best["trial_id"]) == list(ref_best["trial_id"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [{"name": "mlp", "widths": [8], "batch_norm": True},
+                                   {"name": "mlp", "widths": [8], "dropout": 0.3}], ids=["batch norm", "dropout"])
+def test_searches_of_batch_norm_and_dropout_models_train_their_trials_in_stacks(tmp_path, model):
+    """Every catalogue model stacks, in a search too: the trials train as stacked members (no
+    Keras fallback); with batch norm they are the keras engine's trials within the batch-norm
+    tolerance of the engine-equivalence tests (1e-3); dropout's masks cannot match Keras' draws,
+    so there only the settings and statuses are compared."""
+    trials = {}
+    for engine in ("vectorized", "keras"):
+        (tmp_path / engine).mkdir()
+        path = _config(tmp_path / engine, "norm", MOONS, model=model, initializers=["he_normal"], epochs=3,
+                       losses=["binary_crossentropy"], tune={"max_trials": 4, "engine": engine})
+        assert _tune(path, tmp_path / engine) == 0
+        trials[engine] = pd.read_csv(tmp_path / engine / "reports" / "norm" / "trials.csv")
+    vec, ref = trials["vectorized"], trials["keras"]
+    assert len(vec) == 4 and set(vec["status"]) == set(ref["status"]) == {"COMPLETED"}
+    assert vec["stack"].max() > 1 and set(ref["stack"]) == {1}  # stacked trials against one fit each
+    pd.testing.assert_frame_equal(vec[["trial_id", "learning_rate", "batch_size"]],
+                                  ref[["trial_id", "learning_rate", "batch_size"]])
+    if "batch_norm" in model:
+        pd.testing.assert_series_equal(vec["objective"], ref["objective"], rtol=1e-3)
