@@ -33,6 +33,11 @@ def loss_key(job):
     return json.dumps(job[0].config.loss, sort_keys=True)
 
 
+def _call(function, order):
+    """`function(order)`; partials of it are the XLA epoch functions that call a traced one."""
+    return function(order)
+
+
 class StackedGraph:
     """A group's stacked model (`.model`: member m is index m of every weight), its optimizer, and
     the graph functions that train and evaluate every member at once."""
@@ -85,8 +90,7 @@ class StackedGraph:
         train = functools.partial(StackedGraph._train_steps, self)
         self.train_rest = tf.function(train, autograph=False, input_signature=[steps])
         if not any(isinstance(layer, StackedDropout) for layer in self.model.stacked_layers):
-            traced = self.train_rest.get_concrete_function()
-            train = lambda order: traced(order)  # noqa: E731
+            train = functools.partial(_call, self.train_rest.get_concrete_function())
         self.train_full = tf.function(train, autograph=False, jit_compile=JIT, input_signature=[steps])
         self.evaluate_chunk = tf.function(functools.partial(StackedGraph._evaluate_chunk, self), autograph=False,
                                           input_signature=[
