@@ -163,16 +163,16 @@ def test_the_readmes_plain_sbatch_script_runs_the_shards(slurm, reference, tmp_p
     _same_tables(tmp_path / "runs" / "grid", one)
 
 
-@pytest.mark.parametrize("case", ["unknown partition", "no cluster"])
-def test_a_submission_sbatch_refuses_is_one_line_and_leaves_the_disk_alone(slurm, reference, tmp_path, case):
+def test_a_submission_sbatch_refuses_is_one_line_and_leaves_the_disk_alone(slurm, reference, tmp_path):
+    """An unknown partition. (sbatch without any cluster config is refused the same way, but only
+    after about a minute of DNS lookups for one, too slow for CI.)"""
     config, _ = reference
-    env = {**slurm, "SLURM_CONF": str(tmp_path / "absent.conf")} if case == "no cluster" else slurm
     (tmp_path / "out").mkdir()
-    partition = ["--partition", "nowhere"] if case == "unknown partition" else []
-    done = subprocess.run([sys.executable, "-m", "experiments", "launch", str(config), "--jobs", "2", *partition,
-                           "--output", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "experiments", "launch", str(config), "--jobs", "2", "--partition",
+                           "nowhere", "--output", str(tmp_path / "out")], env=slurm, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 2
     assert done.stderr.startswith("error: --executor slurm: sbatch refused the job array (") and \
         done.stderr.count("\n") == 1, done.stderr
-    assert ("invalid partition" in done.stderr) == (case == "unknown partition")
+    assert "invalid partition" in done.stderr
     assert not any((tmp_path / "out").iterdir())  # submitit's script removed again
