@@ -119,18 +119,17 @@ def _parser():
     return parser
 
 
-def _load(args):
+def _load(config, assignments):
     from experiments.spec import apply_overrides, load_config, locate_config, validate
 
-    config = apply_overrides(load_config(args.config), args.assignments)
-    return validate(config, base=locate_config(args.config).parent)
+    return validate(apply_overrides(load_config(config), assignments), base=locate_config(config).parent)
 
 
 def cmd_run(args):
     from experiments.runner import report_experiment, run_experiment
 
-    shard = parse_shard(args.shard, os.environ) if args.shard is not None else None
-    spec, datasets = _load(args)
+    shard = parse_shard(args.shard, os.environ)
+    spec, datasets = _load(args.config, args.assignments)
     exp_dir, trained, skipped = run_experiment(spec, datasets, args.output, args.overwrite, progress=not args.quiet,
                                                shard=shard)
     of = f" of shard {shard[0]}/{shard[1]}" if shard else ""
@@ -152,7 +151,9 @@ def cmd_run(args):
 
 
 def parse_shard(text, environ):
-    """`I/N` (or `auto/N`, I from a job array's task index) -> (I, N), 0 <= I < N."""
+    """`I/N` (or `auto/N`, I from a job array's task index) -> (I, N), 0 <= I < N; None -> None."""
+    if text is None:
+        return None
     index, _, count = text.partition("/")
     if index == "auto":
         found = [environ[v] for v in ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX") if environ.get(v)]
@@ -183,8 +184,7 @@ def cmd_launch(args):
     elif len(args.configs) != 1:
         raise ValueError(f"launch takes one experiment config, got {len(args.configs)}; or --claims [CONFIG ...]")
     else:
-        args.config = args.configs[0]
-        name = _load(args)[0].name
+        name = _load(args.configs[0], args.assignments)[0].name
     if args.executor == "k8s":  # paths as given: they are paths inside the shared volume
         shard, _ = launch.commands(name, args.configs, args.assignments, args.output, args.claims)
         job = launch.manifest(name, shard, args.jobs, args.image, args.volume_claim, args.mount, args.parallel,
@@ -209,7 +209,7 @@ def cmd_launch(args):
 
 
 def cmd_tune(args):
-    spec, datasets = _load(args)
+    spec, datasets = _load(args.config, args.assignments)
     if spec.tune is None:
         raise ValueError(f"config {args.config!r} has no [tune] table; see experiments/configs/digits_tune.toml")
     if args.workers < 0:
@@ -245,7 +245,7 @@ def cmd_tune(args):
 def cmd_validate(args):
     from experiments.spec import expand
 
-    spec, datasets = _load(args)
+    spec, datasets = _load(args.config, args.assignments)
     runs = expand(spec)
     cells = dict.fromkeys(r.cell for r in runs)
     data = ", ".join(f"{d.name} ({len(d.x_train)} training examples)" for d in datasets)
@@ -366,7 +366,7 @@ def claim_paths(configs):
 def cmd_claims(args):
     from experiments.claims.run import run_claims
 
-    shard = parse_shard(args.shard, os.environ) if args.shard is not None else None
+    shard = parse_shard(args.shard, os.environ)
     report = run_claims(claim_paths(args.configs), args.assignments, args.output, args.overwrite,
                         progress=not args.quiet, shard=shard)
     if report is not None:

@@ -63,6 +63,17 @@ def toml_value(value):
     return repr(value)
 
 
+def timeless_tables(exp_dir):
+    """An experiment's runs and epochs tables without their timing columns, in run order: what two
+    trainings of one grid must agree on."""
+    from experiments.reporting.tables import load_tables
+
+    runs, epochs = load_tables(exp_dir)
+    timing = [c for c in [*runs, *epochs] if c.endswith("time_s")]
+    return (runs.drop(columns=timing, errors="ignore").set_index("run_id").sort_index(),
+            epochs.drop(columns=timing, errors="ignore").sort_values(["run_id", "epoch"]).reset_index(drop=True))
+
+
 def write_config(path, config):
     """Write a config dict as a TOML file; returns the path."""
     path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in config.items()))

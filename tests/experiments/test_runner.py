@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import timeless_tables
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util
 
@@ -211,11 +212,7 @@ def test_a_group_split_into_stacks_within_engine_memory_gives_every_run_the_same
         stacks = training_groups(expand(spec), {label(spec.dataset[0]): datasets[0]}, stack_budget(spec))
         assert [len(s) for s in stacks] == sizes
         exp_dir, trained, _ = run_experiment(spec, datasets, tmp_path / str(members), progress=False)
-        runs, epochs = load_tables(exp_dir)
-        timing = [c for c in [*runs, *epochs] if c.endswith("time_s")]
-        tables[members] = (runs.drop(columns=timing, errors="ignore").set_index("run_id").sort_index(),
-                           epochs.drop(columns=timing, errors="ignore").sort_values(["run_id", "epoch"])
-                           .reset_index(drop=True))
+        tables[members] = timeless_tables(exp_dir)
     assert set(tables[None][0]["status"]) == {"ok"} and (tables[None][0]["epochs_run"] < 4).any()  # early stops
     for members, _ in compositions:
         for mine, whole in zip(tables[members], tables[None], strict=True):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY, write_config
+from conftest import TINY, timeless_tables, write_config
 
 from experiments.cli import main
 from experiments.records import store
@@ -121,20 +121,10 @@ def test_processes_on_one_experiment_share_the_work_and_never_interleave(referen
     assert main(["report", "grid", "--output", str(tmp_path)]) == 0
 
 
-def _tables(exp_dir):
-    """The runs and epochs tables without timing, in run order."""
-    from experiments.reporting.tables import load_tables
-
-    runs, epochs = load_tables(exp_dir)
-    timing = [c for c in [*runs, *epochs] if c in TIMING]
-    return (runs.drop(columns=timing, errors="ignore").set_index("run_id").sort_index(),
-            epochs.drop(columns=timing, errors="ignore").sort_values(["run_id", "epoch"]).reset_index(drop=True))
-
-
 def _same_tables(exp_dir, reference_dir):
     """Equal to the reference's, up to rounding: a shard's stacks hold other members (see
     tests/experiments/test_runner.py::test_a_group_split_into_stacks...)."""
-    for mine, theirs in zip(_tables(exp_dir), _tables(reference_dir), strict=True):
+    for mine, theirs in zip(timeless_tables(exp_dir), timeless_tables(reference_dir), strict=True):
         pd.testing.assert_frame_equal(mine, theirs, rtol=1e-5, atol=1e-7)
 
 
