@@ -1,3 +1,5 @@
+"""`python -m experiments ...`: the command line, as the installed `init-loss-lab`."""
+
 import sys
 
 from experiments.cli import entry
