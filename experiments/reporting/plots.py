@@ -23,6 +23,17 @@ def pyplot():
     return plt
 
 
+def plain_log(axis, ticks=None):
+    """A log axis labelled in plain text (`0.001`, `1e-05`, or the given `ticks`): matplotlib's own
+    log labels are TeX (`$\\mathdefault{10^{-3}}$`), which `pyplot` turns off for users' text."""
+    import matplotlib.ticker
+
+    if ticks is not None:
+        axis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_locator(matplotlib.ticker.NullLocator())  # hundreds of minor ticks cost a second to draw
+
+
 def plot_curves(epochs, axes, metric, path):
     """Validation `metric` per epoch: a panel per loss, a line (mean) and band (+- std) per cell."""
     plt = pyplot()
@@ -100,7 +111,7 @@ def plot_layers(diagnostics, axes, path):
             values = values.droplevel(others).reindex(layers)
             ax.plot(layers, values.to_numpy(), marker="o", label=" | ".join(map(str, np.atleast_1d(key))))
         ax.set_yscale("log")
-        ax.yaxis.set_minor_locator(plt.NullLocator())  # hundreds of minor ticks cost a second to draw
+        plain_log(ax.yaxis)
         ax.set_title(f"{quantity}" + (f", {loss}" if loss else ""), fontsize=9)
         ax.grid(alpha=0.3)
     grid[0][0].set_ylabel("at initialization, mean over seeds (0 not shown)", fontsize=8)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from experiments.records import store
 from experiments.reporting import verdicts
-from experiments.reporting.plots import pyplot
+from experiments.reporting.plots import plain_log, pyplot
 from experiments.reporting.render import Code, Page
 from experiments.reporting.tables import format_cell, load_tables, summarize_cells
 from experiments.spec.types import Experiment
@@ -97,11 +97,11 @@ def plot_sensitivity(trials, best, tune, hp, path):
         if hp == "learning_rate":
             panel.set_xscale("log")
             panel.set_xlim(lr.min / 1.5, lr.max * 1.5)
+            plain_log(panel.xaxis)
         else:
             panel.set_xscale("log", base=2)
             panel.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
-            panel.set_xticks(sizes, [str(s) for s in sizes])
-            panel.minorticks_off()
+            plain_log(panel.xaxis, sizes)
         panel.set_title(cell, fontsize=9)
         panel.set_xlabel(hp.replace("_", " "))
     for panel in list(panels.flat)[len(cells):]:
@@ -110,7 +110,8 @@ def plot_sensitivity(trials, best, tune, hp, path):
         row[0].set_ylabel(tune.objective)
     fig.suptitle(f"{tune.objective} against {hp.replace('_', ' ')} (star: the cell's best trial)")
     fig.tight_layout(rect=(0, 0, 0.93, 1))
-    fig.colorbar(points, ax=panels, label=other.replace("_", " "), fraction=0.02, pad=0.01)
+    bar = fig.colorbar(points, ax=panels, label=other.replace("_", " "), fraction=0.02, pad=0.01)
+    plain_log(bar.ax.yaxis, sizes if other == "batch_size" else None)
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
