@@ -15,6 +15,7 @@ Each member's initial weights come from its own catalogue initializer, called wi
 own layer shape and the seed `models.build` would give that layer: the same values, bit for bit.
 """
 
+import itertools
 import math
 
 import keras
@@ -25,12 +26,33 @@ import initializers
 from models.activations import get as get_activation
 
 
+def member_activation(names):
+    """Each member's activation as one callable on a stacked tensor (member axis first): `names`
+    is one catalogue name (or None: no activation) for every member, or a list with one per
+    member, applied one call per contiguous run of members that share it (elementwise, so each
+    member's values are what its own activation gives)."""
+    if names is None or isinstance(names, str) or len(set(names)) == 1:
+        name = names if names is None or isinstance(names, str) else names[0]
+        return get_activation(name) if name else None
+    runs, start = [], 0
+    for name, same in itertools.groupby(names):
+        stop = start + len(list(same))
+        runs.append((start, stop, get_activation(name) if name else (lambda x: x)))
+        start = stop
+
+    def apply(x):
+        return ops.concatenate([function(x[a:b]) for a, b, function in runs], axis=0)
+
+    return apply
+
+
 class Weighted(keras.layers.Layer):
     """M layers of one shape with a kernel and a bias: member m is index m of both.
 
     Args:
         kernel, bias: initial values, shapes (M, ..., units) and (M, units).
-        activation: a catalogue activation name, or None for the pre-activations.
+        activation: a catalogue activation name, or None for the pre-activations; or one per
+            member (`member_activation`).
         l1, l2: the kernel's L1/L2 penalty factors (see `penalty`).
     """
 
@@ -38,7 +60,7 @@ class Weighted(keras.layers.Layer):
         super().__init__(**kwargs)
         self.kernel = self.add_weight(shape=kernel.shape, initializer=lambda shape, dtype: kernel, name="kernel")
         self.bias = self.add_weight(shape=bias.shape, initializer=lambda shape, dtype: bias, name="bias")
-        self.activation = get_activation(activation) if activation else None
+        self.activation = member_activation(activation)
         self.l1, self.l2 = l1, l2
 
     def call(self, x, draw=None):
@@ -103,7 +125,7 @@ class StackedBatchNorm(keras.layers.Layer):
     def __init__(self, members, units, activation, momentum=0.99, epsilon=1e-3, **kwargs):
         super().__init__(**kwargs)
         self.momentum, self.epsilon = momentum, epsilon
-        self.activation = get_activation(activation)
+        self.activation = member_activation(activation)
         for name, value, trainable in (("gamma", 1.0, True), ("beta", 0.0, True), ("moving_mean", 0.0, False),
                                        ("moving_variance", 1.0, False)):
             setattr(self, name, self.add_weight(shape=(members, units), initializer=keras.initializers.Constant(value),
@@ -208,7 +230,7 @@ def _stacked(layer, members, shapes, i, **options):
     return layer(kernel, bias, **options)
 
 
-def build_stacked(name, model, members, input_shape, head):
+def build_stacked(name, model, members, input_shape, head, activations=None):
     """The stacked twin of `models.build` for a catalogue model (`mlp`, `linear`, `cnn`): the same
     layers in the same order, each weight with a leading member axis.
 
@@ -217,8 +239,9 @@ def build_stacked(name, model, members, input_shape, head):
         members: one `(kernel_initializer, bias_initializer, seed)` per member.
         input_shape: one example's shape.
         head: the `models.losses.Head` shared by all members.
+        activations: each member's hidden activation (members may differ in it), else the model's.
     """
-    activation, l1, l2 = model.get("activation"), model["l1"], model["l2"]
+    activation, l1, l2 = activations or model.get("activation"), model["l1"], model["l2"]
     dropout, batch_norm, seeds = model.get("dropout", 0.0), model.get("batch_norm", False), [s for _, _, s in members]
     layers, i = [], 0
     channels = input_shape[-1]

@@ -16,6 +16,7 @@ counts, error sums, AUC confusion counts at Keras' thresholds), which is what Ke
 metrics compute.
 """
 
+import itertools
 import json
 import time
 
@@ -27,15 +28,17 @@ from experiments.engines.procedure import MemberEarlyStopping, epoch_orders, fai
 from experiments.engines.stacked_graph import StackedGraph, loss_key
 from experiments.spec.budget import EVAL_CHUNK
 from models import head_for, optimizers
+from models.builders import MODELS
 
 
 def group_key(run, data):
     """What the members of a stacked group share: every setting but initializers, loss, learning
-    rate and seed, and the output head."""
+    rate, seed and the model's hidden activation, and the output head."""
 
     head = head_for(data.task, run.config.loss, data.n_classes, data.n_targets)
     shared = {k: v for k, v in run.config.as_dict().items()
               if k not in ("initializer", "bias_initializer", "loss", "learning_rate", "seed")}
+    shared["model"] = {k: v for k, v in MODELS.resolve(run.config.model).items() if k != "activation"}
     return json.dumps([shared, [head.units, head.activation, head.target]], sort_keys=True, default=str)
 
 
@@ -72,12 +75,19 @@ class Group(StackedGraph):
     `StackedGraph`'s)."""
 
     def _diagnose(self, step, active):
-        """Per-layer diagnostics of every active member (`experiments.diagnostics`)."""
+        """Per-layer diagnostics of every active member (`experiments.diagnostics`), measured per
+        run of members that share an activation (it decides what counts as saturated)."""
         outputs, gradients = signals(self.backprop, self.probe[0])
         layers = self.model.weighted
-        per_member = measure([layer.name for layer in layers], layer_kinds(self.config.model, self.head, len(layers)),
-                             [layer.kernel.numpy() for layer in layers], [layer.bias.numpy() for layer in layers],
-                             outputs, gradients)
+        names, kernels, biases = [layer.name for layer in layers], [layer.kernel.numpy() for layer in layers], \
+            [layer.bias.numpy() for layer in layers]
+        per_member, start = [], 0
+        for _, same in itertools.groupby(self.members, key=lambda job: json.dumps(job[0].config.model, sort_keys=True)):
+            run = slice(start, start + len(list(same)))
+            kinds = layer_kinds(self.members[run.start][0].config.model, self.head, len(layers))
+            per_member += measure(names, kinds, *([a[run] for a in arrays] for arrays in
+                                                  (kernels, biases, outputs, gradients)))
+            start = run.stop
         for m, (_, recorder) in enumerate(self.members):
             if active[m]:
                 recorder.diagnostics(step, *per_member[m])

@@ -124,6 +124,11 @@ GRIDS = {
         "optimizer": ["adam", {"name": "sgd", "momentum": 0.9, "nesterov": True}, {"name": "rmsprop", "momentum": 0.5},
                       "adagrad", "adadelta"],
     },
+    "hidden activations per member: a model axis that differs only in its activation": {
+        "name": "eq", "dataset": {"name": "moons", "n_samples": 120},
+        "model": [{"name": "mlp", "widths": [8, 6], "activation": a} for a in ("relu", "tanh", "sigmoid", "linear")],
+        "initializers": ["he_normal", "glorot_uniform"], "losses": ["binary_crossentropy", "mean_squared_error"],
+        "seeds": [0], "epochs": 3, "batch_size": 16, "diagnostics": {"every": 1}, "save_model": False},
     "digits CNN: convolutions, pooling, l2, the even kernel's padding": {
         **DIGITS, "model": {"name": "cnn", "filters": [4, 6], "kernel_size": 2, "widths": [12], "l2": 0.001},
         "initializers": ["he_normal", "glorot_uniform"], "losses": ["categorical_crossentropy", "mean_squared_error"],
@@ -178,6 +183,14 @@ def test_a_learning_rate_axis_trains_as_one_group():
     runs = expand(spec)
     assert len({run.config.learning_rate for run in runs}) == 3
     assert len({engine_vectorized.group_key(run, data) for run in runs}) == 1
+
+
+def test_an_activation_axis_trains_as_one_group_and_other_model_settings_do_not():
+    grid = GRIDS["hidden activations per member: a model axis that differs only in its activation"]
+    spec, (data,) = validate(grid)
+    assert len({engine_vectorized.group_key(run, data) for run in expand(spec)}) == 1
+    spec, (data,) = validate({**grid, "model": [grid["model"][0], {**grid["model"][1], "widths": [8, 5]}]})
+    assert len({engine_vectorized.group_key(run, data) for run in expand(spec)}) == 2
 
 
 def test_the_vectorized_engine_is_the_default_stacks_every_catalogue_model_and_falls_back_for_yours(
