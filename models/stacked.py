@@ -4,7 +4,8 @@
 matmul; `StackedConv2D` does the same for convolutions (a matmul per kernel offset), with each
 member's pooling and flattening between (`StackedPool`, `StackedFlatten`), batch norm with each
 member's own batch statistics and moving averages (`StackedBatchNorm`) and dropout with each
-member's own masks (`StackedDropout`). Members share no parameters, so the gradient of the sum of
+member's own masks (`StackedDropout`); members may differ in their hidden activation
+(`member_activation`). Members share no parameters, so the gradient of the sum of
 their losses with respect to one member's weights is exactly that member's own gradient; with an
 element-wise optimizer (SGD, Adam, ...) each member trains as it would alone.
 

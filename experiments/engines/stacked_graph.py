@@ -54,11 +54,10 @@ class StackedGraph:
                   for split in ("train", "val", "test")}
         self.y = {split: tf.constant(encode_targets(getattr(data, f"y_{split}"), head))
                   for split in ("train", "val", "test")}
-        self.activations = [MODELS.resolve(r.config.model).get("activation") for r, _ in members]
         self.model = build_stacked(
             MODELS.parse(config.model)["name"], MODELS.resolve(config.model),
             [(r.config.initializer, r.config.bias_initializer, r.config.seed) for r, _ in members],
-            tuple(data.input_shape), head, self.activations)
+            tuple(data.input_shape), head, [MODELS.resolve(r.config.model).get("activation") for r, _ in members])
         self.variables = self.model.trainable_variables
         # the optimizer steps at learning rate 1; each member's step is scaled by its own rate
         self.optimizer = optimizers.get(config.optimizer, 1.0)
