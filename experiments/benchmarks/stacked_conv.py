@@ -1,5 +1,5 @@
 """How to stack convolutions: forward and backward time of M members' convolutions computed as
-one, under XLA on this machine's CPU (`models.stacked.StackedConv2D` uses the fastest, `shifted`).
+one, under XLA on this machine's CPU (`models.stacked.StackedConv2D` computes it as `shifted`).
 
     python -m experiments.benchmarks.stacked_conv [--members 54] [--batch 32] [--repeats 5]
 
@@ -9,7 +9,7 @@ The shipped CNN's first two layers on digits-sized images (8x8, same padding, 3x
 
     grouped   members folded into the channel axis, one convolution with M groups
     patches   im2col (`tf.image.extract_patches`) and one batched matmul per layer
-    shifted   per kernel offset a shifted view of the image and one batched matmul, summed
+    shifted   the image shifted to each kernel offset, side by side, and one batched matmul per layer
     loop      a Python loop of M ordinary convolutions (traced into one XLA graph)
     one       a single member's ordinary convolution, times M (what M separate runs cost)
 
@@ -65,8 +65,9 @@ def patches(tf, x, kernels):
 
 
 def shifted(tf, x, kernels):
-    """Per kernel offset, the shifted image times that offset's (C, F) weights, summed: k*k
-    batched matmuls without materialising the patches (`models.stacked.offset_conv`)."""
+    """im2col from slices: the image shifted to each of the k*k kernel offsets, side by side, and
+    one batched matmul per layer (`models.stacked.offset_conv`; until 2026-11-25 it summed k*k
+    batched matmuls, one per offset)."""
     from models.stacked import offset_conv
 
     y = x
