@@ -1,7 +1,7 @@
 """Many independent models of one shape computed as one: every weight gets a leading member axis.
 
 `StackedDense` holds M Dense layers as one (M, in, out) kernel and computes them with one batched
-matmul; `StackedConv2D` does the same for convolutions (a matmul per kernel offset), with each
+matmul; `StackedConv2D` does the same for convolutions (one matmul of the shifted windows), with each
 member's pooling and flattening between (`StackedPool`, `StackedFlatten`), batch norm with each
 member's own batch statistics and moving averages (`StackedBatchNorm`) and dropout with each
 member's own masks (`StackedDropout`); members may differ in their hidden activation
@@ -32,13 +32,13 @@ def member_activation(names):
     is one catalogue name (or None: no activation) for every member, or a list with one per
     member, applied one call per contiguous run of members that share it (elementwise, so each
     member's values are what its own activation gives)."""
-    if names is None or isinstance(names, str) or len(set(names)) == 1:
-        name = names if names is None or isinstance(names, str) else names[0]
-        return get_activation(name) if name else None
+    names = [names] if names is None or isinstance(names, str) else names
+    if len(set(names)) == 1:
+        return get_activation(names[0]) if names[0] else None
     runs, start = [], 0
     for name, same in itertools.groupby(names):
         stop = start + len(list(same))
-        runs.append((start, stop, get_activation(name) if name else (lambda x: x)))
+        runs.append((start, stop, get_activation(name or "linear")))
         start = stop
 
     def apply(x):
@@ -90,7 +90,7 @@ class StackedConv2D(Weighted):
     """M same-padded Conv2D layers: inputs (M, batch, H, W, C), or (batch, H, W, C) shared by all,
     -> (M, batch, H, W, filters); kernel (M, k, k, C, filters). Computed as im2col from slices: the
     image shifted to each of the k*k kernel offsets, side by side, times the (k*k*C, filters)
-    kernel, one batched matmul (`offset_conv`). Under XLA on a CPU the per-offset form, k*k matmuls
+    kernel, one batched matmul (`im2col_conv`). Under XLA on a CPU the per-offset form, k*k matmuls
     summed, was about 120 times faster than one grouped convolution and twice as fast as im2col
     by `tf.image.extract_patches` (`experiments.benchmarks.stacked_conv`); the slices' im2col
     trained the shipped CNN grid in 13.9-14.1 s against 15.4-16.6 s for the per-offset form.
@@ -98,10 +98,10 @@ class StackedConv2D(Weighted):
 
     def pre_activation(self, x):
         members, height, width, filters = self.kernel.shape[0], *x.shape[-3:-1], self.kernel.shape[-1]
-        return ops.reshape(offset_conv(x, self.kernel) + self.bias[:, None, :], (members, -1, height, width, filters))
+        return ops.reshape(im2col_conv(x, self.kernel) + self.bias[:, None, :], (members, -1, height, width, filters))
 
 
-def offset_conv(x, kernel):
+def im2col_conv(x, kernel):
     """M same-padded convolutions without bias, as one batched matmul of the k*k shifted windows side
     by side (im2col): x (M, batch, H, W, C) or (batch, H, W, C) shared, kernel (M, k, k, C, F)
     -> (M, batch*H*W, F)."""

@@ -66,13 +66,13 @@ def patches(tf, x, kernels):
 
 def shifted(tf, x, kernels):
     """im2col from slices: the image shifted to each of the k*k kernel offsets, side by side, and
-    one batched matmul per layer (`models.stacked.offset_conv`; until 2026-11-25 it summed k*k
+    one batched matmul per layer (`models.stacked.im2col_conv`; until 2026-11-25 it summed k*k
     batched matmuls, one per offset)."""
-    from models.stacked import offset_conv
+    from models.stacked import im2col_conv
 
     y = x
     for i, kernel in enumerate(kernels):
-        y = tf.nn.relu(tf.reshape(offset_conv(y, kernel), (*y.shape[:-1], kernel.shape[-1])))
+        y = tf.nn.relu(tf.reshape(im2col_conv(y, kernel), (*y.shape[:-1], kernel.shape[-1])))
         if i < len(kernels) - 1:
             y = _member_pool(tf, y)
     return y

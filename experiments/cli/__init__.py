@@ -14,7 +14,7 @@ import sys
 import threading
 
 from experiments.cli import commands
-from experiments.cli.parser import parser
+from experiments.cli.parser import build_parser
 from experiments.cli.signals import Terminated, quiet_about_dropped_stops, stop, stopped
 
 EXIT_USAGE = 2
@@ -31,7 +31,7 @@ def entry():
 
 def main(argv=None):
     """Run one command; returns the exit code (2 for bad input, with one line per problem)."""
-    args = parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     command = getattr(commands, f"cmd_{args.command}")

@@ -5,7 +5,7 @@ import argparse
 from experiments.launch import EXECUTORS
 
 
-def parser():
+def build_parser():
     parser = argparse.ArgumentParser(
         prog="init-loss-lab",
         description="Compare weight initializers and losses (and optimizers, learning rates, batch sizes) "
