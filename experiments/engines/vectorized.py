@@ -25,7 +25,7 @@ import numpy as np
 from experiments.engines import keras_fit
 from experiments.engines.diagnostics import due, layer_kinds, measure, signals
 from experiments.engines.procedure import MemberEarlyStopping, epoch_orders, failure_reason, steps_per_epoch
-from experiments.engines.stacked_graph import StackedGraph, loss_key
+from experiments.engines.stacked_graph import StackedGraph, as_traced, loss_key
 from experiments.spec.budget import EVAL_CHUNK
 from models import head_for, optimizers
 from models.builders import MODELS
@@ -115,6 +115,10 @@ class Group(StackedGraph):
         and finish each run's record (returns the results), else leave that to the caller (a
         tuner trial's record is finished once its oracle has scored it). `initial_epoch`: epochs
         already trained (a continued Hyperband trial), whose batch orders are skipped."""
+        with as_traced():
+            return self._train(started, finish, initial_epoch)
+
+    def _train(self, started, finish, initial_epoch):
         config, size = self.config, self.size
         n, batch, epochs = int(self.x["train"].shape[0]), config.batch_size, config.epochs
         orders = np.stack([epoch_orders(run.config.seed, epochs, n) for run, _ in self.members])  # (M, E, n)
