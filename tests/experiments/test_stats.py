@@ -76,6 +76,15 @@ def test_holm_corrects_a_family_and_can_undo_a_verdict():
     assert corrected[0].verdict == "better" and corrected[1].verdict == "inconclusive"  # among five: not any more
 
 
+def test_holm_adjusted_p_values_are_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for p in ([0.01], [0.01, 0.01], [0.04, 0.01, 0.03, 0.5], [0.2, 0.3, 0.9, 0.6],
+              *(rng.uniform(0, 0.1, size) for size in (2, 5, 12)), rng.choice([0.001, 0.02, 0.3], 9)):
+        np.testing.assert_allclose(stats.holm_adjusted(p), multipletests(p, method="holm")[1], rtol=1e-12)
+
+
 def test_seeds_needed_matches_a_simulation():
     """At the seeds the power calculation asks for, a simulated paired experiment separates the
     cells about 80% of the time, and clearly less often with half as many."""
