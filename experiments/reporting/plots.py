@@ -23,6 +23,17 @@ def pyplot():
     return plt
 
 
+def inch_margins(fig, rows, columns, left=0.7, right=0.2, bottom=0.55, top=0.35, across=0.35, down=0.75):
+    """Lay a grid of panels out with margins and gaps in inches (room for tick labels, axis labels
+    and titles at any grid size): what `tight_layout` works out by drawing the figure, which costs
+    0.3 s for a figure of 12 panels."""
+    width, height = fig.get_size_inches()
+    panel_width = (width - left - right - (columns - 1) * across) / columns
+    panel_height = (height - bottom - top - (rows - 1) * down) / rows
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        wspace=across / panel_width, hspace=down / panel_height)
+
+
 def plain_log(axis, ticks=None):
     """A log axis labelled in plain text (`0.001`, `1e-05`, or the given `ticks`): matplotlib's own
     log labels are TeX (`$\\mathdefault{10^{-3}}$`), which `pyplot` turns off for users' text."""

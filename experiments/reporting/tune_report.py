@@ -17,7 +17,7 @@ import pandas as pd
 
 from experiments.records import store
 from experiments.reporting import verdicts
-from experiments.reporting.plots import plain_log, pyplot
+from experiments.reporting.plots import inch_margins, plain_log, pyplot
 from experiments.reporting.render import Code, Page
 from experiments.reporting.tables import format_cell, load_tables, summarize_cells
 from experiments.spec.types import Experiment
@@ -77,8 +77,8 @@ def plot_sensitivity(trials, best, tune, hp, path):
     cells = list(dict.fromkeys(trials["cell"]))
     columns = min(4, len(cells))
     rows = math.ceil(len(cells) / columns)
-    fig, panels = plt.subplots(rows, columns, figsize=(3.6 * columns + 1, 3 * rows), squeeze=False,
-                               sharey=tune.objective != "val_loss")  # losses have their own scales
+    shared = tune.objective != "val_loss"  # losses have their own scales
+    fig, panels = plt.subplots(rows, columns, figsize=(3.6 * columns + 1, 3 * rows), squeeze=False, sharey=shared)
     lr, sizes = tune.learning_rate, tune.batch_size
     other = "batch_size" if hp == "learning_rate" else "learning_rate"
     norm = (matplotlib.colors.LogNorm(min(sizes), max(sizes)) if other == "batch_size" else
@@ -109,8 +109,11 @@ def plot_sensitivity(trials, best, tune, hp, path):
     for row in panels:
         row[0].set_ylabel(tune.objective)
     fig.suptitle(f"{tune.objective} against {hp.replace('_', ' ')} (star: the cell's best trial)")
-    fig.tight_layout(rect=(0, 0, 0.93, 1))
-    bar = fig.colorbar(points, ax=panels, label=other.replace("_", " "), fraction=0.02, pad=0.01)
+    # the colour bar in the right margin: 0.18 in wide, its ticks and label beyond it
+    inch_margins(fig, rows, columns, right=1.2, top=0.65, across=0.3 if shared else 0.6)
+    width, height = fig.get_size_inches()
+    scale = fig.add_axes((1 - 1.0 / width, 0.55 / height, 0.18 / width, 1 - 1.2 / height))
+    bar = fig.colorbar(points, cax=scale, label=other.replace("_", " "))
     plain_log(bar.ax.yaxis, sizes if other == "batch_size" else None)
     fig.savefig(path, dpi=90)
     plt.close(fig)
