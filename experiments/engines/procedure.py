@@ -16,6 +16,25 @@ import numpy as np
 from models.metrics import greater_is_better
 
 
+def clear_keras_session():
+    """`keras.backend.clear_session(free_memory=False)` after a group or a stack, so that Keras'
+    global state (name counters, graph) stays flat over long grids (Python's full collection,
+    which `free_memory` adds, took 0.3 s a group), keeping what Keras' saving caches there: the
+    attributes it skips per object type, which it works out by building a reference Layer,
+    Metric, Optimizer and Loss. Keras 3.15 stores them as `saving_attr_skipset_<type>` but looks
+    for `saving_attr_skiplist_<type>`, so it never finds them and rebuilds them at every save
+    (1 s of the shipped make tune); kept here under the name it looks for."""
+    import keras
+    from keras.src.backend.common import global_state  # the cache's home: no public API reaches it
+
+    state = vars(global_state.GLOBAL_STATE_TRACKER)
+    kept = {name.replace("_skipset_", "_skiplist_"): value for name, value in state.items()
+            if name.startswith(("saving_attr_skipset_", "saving_attr_skiplist_"))}
+    keras.backend.clear_session(free_memory=False)
+    for name, value in kept.items():
+        global_state.set_global_attribute(name, value)
+
+
 def epoch_orders(seed, epochs, n):
     """The example order of every epoch of a run, shape (epochs, n)."""
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7]))  # 7: the stream for batch order
