@@ -1,10 +1,12 @@
-"""A run's directory is its whole record: the resolved config first, then the history as it
-grows, then the result. config.json and result.json are written atomically (temp file + rename),
-so a killed process leaves either the old file or the new one; history.csv grows by one appended
-row per epoch (a run without result.json is retrained from scratch, so a torn row never counts).
+"""A run's directory is its whole record: the resolved config first, then, when the run ends,
+its history and the result. Every file is written atomically (temp file + rename), so a killed
+process leaves either the old file or the new one, and result.json comes last (a run without it
+is retrained from scratch). The epochs are recorded as they end in the TensorBoard events; the
+history is kept in memory until the end (an append per epoch cost 0.17 ms a run, 1.6 s of `make
+claims`).
 
     <experiment dir>/<run_id>/config.json    resolved config of the run
-                              history.csv    one row per epoch, appended as it ends
+                              history.csv    one row per epoch (written just before result.json)
                               diagnostics.csv  per-layer diagnostics: step, quantity, layer, value
                                              (written just before result.json)
                               model.keras    the trained model (after any early-stopping restore), when
@@ -16,7 +18,6 @@ row per epoch (a run without result.json is retrained from scratch, so a torn ro
 
 import contextlib
 import csv
-import io
 import json
 import math
 import statistics
@@ -194,12 +195,6 @@ class RunRecorder:
         if diverged(row):
             self.diverged = True
         if self.write:
-            line = io.StringIO()
-            writer = csv.DictWriter(line, fieldnames=list(self.history[0]), lineterminator="\n")
-            if len(self.history) == 1:
-                writer.writeheader()
-            writer.writerow(row)
-            store.append_line(self.run_dir / HISTORY, line.getvalue())
             self.log.metrics(row["epoch"], {k: v for k, v in row.items() if k != "epoch"})
             if self.on_epoch:
                 self.on_epoch(self.run, row)
@@ -243,7 +238,9 @@ class RunRecorder:
         if test and self.history:
             self.log.metrics(self.history[-1]["epoch"], test)
         self.log.end(status, reason)
-        if self.diagnosed:  # like history.csv, not synced: without result.json the run is redone anyway
+        if self.history:  # not synced, nor are diagnostics: without result.json the run is redone anyway
+            store.write_rows(self.run_dir / HISTORY, self.history, sync=False)
+        if self.diagnosed:
             store.write_rows(self.run_dir / DIAGNOSTICS, sync=False, rows=[
                 {"step": step, "quantity": k.partition("/")[0], "layer": k.partition("/")[2], "value": v}
                 for step, scalars in self.diagnosed.items() for k, v in scalars.items()])

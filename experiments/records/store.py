@@ -142,15 +142,6 @@ def write_with(path, write, suffix=".tmp"):
         raise
 
 
-def append_line(path, text):
-    """Append to a growing file (a history), as one write; `StorageError` when the disk refuses."""
-    try:
-        with open(path, "a") as f:
-            f.write(text)
-    except OSError as e:
-        raise StorageError(e.errno, f"cannot write {str(path)!r}: {e.strerror}") from None
-
-
 def clean(value):
     """JSON has no NaN or inf: write them as null."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -26,8 +26,10 @@ def test_a_run_folder_is_written_in_order_and_reads_back_whole(tmp_path):
     assert rundir.inspect(folder, run.config).kind == "unfinished"
     assert json.loads((folder / rundir.CONFIG).read_text()) == rundir.as_stored(run.config)
     assert _epochs(recorder, [0.7, 0.5]) == [True, True]
-    assert (folder / rundir.HISTORY).read_text().splitlines()[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
+    assert not (folder / rundir.HISTORY).exists()  # kept in memory until the run ends
     result = recorder.finish("ok", 1.0, test={"loss": 0.4, "accuracy": 0.75})
+    history = (folder / rundir.HISTORY).read_text().splitlines()
+    assert history[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(history) == 3
     assert result["status"] == "ok" and result["epochs_run"] == 2 and result["best_val_loss"] == 0.5
     assert result["test_accuracy"] == 0.75 and result["epochs_to_val_accuracy"] is None  # threshold 0.6 not reached
     assert rundir.read_result(folder) == (json.loads((folder / rundir.RESULT).read_text()), "")
