@@ -27,9 +27,10 @@ def entry():
     from experiments.console import filter_native_logs
 
     filter_native_logs()
-    # Python's collector, at its default of a young collection every 700 allocations, ran 8 full
-    # collections in the shipped `make tune`, 0.1 s each over everything TensorFlow and Keras hold
-    # (1.0 s of its 25; 0.4 s with this setting, no full one): the command's own process only
+    # Python's collector, at its default of a young collection every 700 allocations, took 1.3 s
+    # of the shipped `make tune` (25 s), 1.0 s of it in 8 full collections over everything
+    # TensorFlow and Keras hold; 0.45 s with this setting, which ran no full one. The command's
+    # own process only: the Python API leaves a user's session as it is
     gc.set_threshold(10_000, 10, 10)
     return main()
 
