@@ -111,8 +111,8 @@ def plot_sensitivity(trials, best, tune, hp, path):
     fig.suptitle(f"{tune.objective} against {hp.replace('_', ' ')} (star: the cell's best trial)")
     # the colour bar in the right margin: 0.18 in wide, its ticks and label beyond it
     inch_margins(fig, rows, columns, right=1.2, top=0.65, across=0.3 if shared else 0.6)
-    width, height = fig.get_size_inches()
-    scale = fig.add_axes((1 - 1.0 / width, 0.55 / height, 0.18 / width, 1 - 1.2 / height))
+    width, box = fig.get_size_inches()[0], fig.subplotpars  # the bar spans the panels' height
+    scale = fig.add_axes((1 - 1.0 / width, box.bottom, 0.18 / width, box.top - box.bottom))
     bar = fig.colorbar(points, cax=scale, label=other.replace("_", " "))
     plain_log(bar.ax.yaxis, sizes if other == "batch_size" else None)
     fig.savefig(path, dpi=90)
