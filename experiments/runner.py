@@ -236,6 +236,7 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
         events.write_experiment(exp_dir)  # the HParams dashboard is right while the grid trains
     by_label = {label(d): data for d, data in zip(spec.dataset, datasets, strict=True)}
     mine = training_groups(runs, by_label, stack_budget(spec), shard)
+    whole = {run.run_id: len(group) for group in training_groups(runs, by_label) for run in group}
     groups = [g for g in mine if any(plan[r.run_id][0] for r in g)]
     todo = sum(plan[r.run_id][0] for g in groups for r in g)
     total = sum(len(g) for g in mine)
@@ -272,7 +273,8 @@ def run_experiment(spec, datasets, output=".", overwrite=False, progress=True, r
                                              save_model=spec.save_model))
                     for run in group]
             try:
-                ENGINES[group[0].config.engine].train_runs(jobs, by_label[group[0].axes["dataset"]])
+                ENGINES[group[0].config.engine].train_runs(jobs, by_label[group[0].axes["dataset"]],
+                                                           group_size=whole[group[0].run_id])
             finally:
                 for _, recorder in jobs:
                     recorder.close()

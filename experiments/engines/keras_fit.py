@@ -108,7 +108,7 @@ def train_one(run, data, recorder):
                     for x, y in ((data.x_test, data.y_test), (data.x_train, data.y_train)))
 
 
-def train_runs(jobs, data):
+def train_runs(jobs, data, group_size=None):  # noqa: ARG001 - every run trains alone
     """Train each `(run, recorder)` in turn; a failing run is recorded as failed and the rest go on.
 
     Returns:

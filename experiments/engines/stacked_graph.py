@@ -1,6 +1,7 @@
 """The vectorized engine's graph side: a group's stacked model (`models.stacked`), its Keras
 optimizer over the stacked weights, each member's catalogue loss on its own slice, the metric
-sums of the metric catalogue, and the graph functions (one XLA-compiled call per epoch).
+sums of the metric catalogue, and the graph functions (one call per epoch, XLA-compiled where
+that pays: `xla_pays`).
 
 Each member's loss is the catalogue's Keras loss on its own slice; the gradient of their sum is
 every member's own gradient; the optimizer is element-wise, so per member. Members may each have
@@ -26,7 +27,13 @@ from models.losses import encode_targets
 from models.losses import get as get_loss
 from models.metrics import METRICS, auc_thresholds
 
-JIT = True
+XLA = None  # None: each group decides (`xla_pays`); True or False: every group (the tests use both)
+# What XLA's compile of a group's epoch loop costs and saves on 2 CPU cores, fitted to the groups of
+# `make claims`, the shipped tuning search and the default grid at 3 and 30 seeds, each group run
+# both ways: the compile costs about 1 s more than the trace alone (0.3-1.6 s); each training step
+# then runs faster by about 0.1 ms per weighted layer (fewer kernel calls) and by 1.5e-10 s per
+# multiply-add of the whole stack's batch (fused element-wise work; measured 0.3-3e-10).
+XLA_COMPILE_S, XLA_LAYER_STEP_S, XLA_MAC_S = 1.0, 1e-4, 1.5e-10
 
 
 def loss_key(job):
@@ -50,6 +57,21 @@ def as_traced():
         tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": before})
 
 
+def xla_pays(model, config, n_train, members):
+    """Whether XLA-compiling the epoch loop of a group of `members` runs saves more time than the
+    compile costs (a choice of speed only; the results differ by rounding). A convolution always
+    pays (its im2col gathers fuse: epochs 3x faster); dense layers pay with many steps, deep
+    models or wide stacks. The tuning search's stacks (10 epochs, 6-24 members) train faster
+    without; 150 epochs at batch 8, or 54 members, faster with."""
+    layers = model.weighted
+    if any(len(layer.kernel.shape) != 3 for layer in layers):  # a stacked dense kernel is (M, in, out)
+        return True
+    steps = config.epochs * max(1, n_train // config.batch_size)
+    macs = sum(int(layer.kernel.shape[1] * layer.kernel.shape[2]) for layer in layers)  # per example
+    saved = steps * (XLA_LAYER_STEP_S * len(layers) + XLA_MAC_S * members * config.batch_size * macs)
+    return saved >= XLA_COMPILE_S
+
+
 def _call(function, order):
     """`function(order)`; partials of it are the XLA epoch functions that call a traced one."""
     return function(order)
@@ -57,9 +79,11 @@ def _call(function, order):
 
 class StackedGraph:
     """A group's stacked model (`.model`: member m is index m of every weight), its optimizer, and
-    the graph functions that train and evaluate every member at once."""
+    the graph functions that train and evaluate every member at once. `group_size`: the runs of
+    the whole group when these members are one of its stacks or shards (it compiles as the whole
+    would, so every member computes alike however the group is split)."""
 
-    def __init__(self, members, data, head):
+    def __init__(self, members, data, head, group_size=None):
         import tensorflow as tf
 
         from models.stacked import StackedDropout, build_stacked  # imports Keras
@@ -97,18 +121,23 @@ class StackedGraph:
         probe = config.diagnostics.probe
         self.probe = self.x["train"][:probe], self.y["train"][:probe]
         self.backprop = tf.function(functools.partial(backprop, self._probe_forward), autograph=False)
-        # XLA compiles the full-batch epoch loop (the bulk of the work, several times faster);
-        # the remainder batch and evaluation run unjitted: each XLA compile costs about half a
-        # second. Both epoch functions run one trace of the steps (a trace costs about 0.1 s),
-        # except with dropout: XLA must see the shape of its random masks as a constant, which it
-        # cannot through a call. (Each group's functions wrap its own partials: TensorFlow counts
-        # traces per Python function, and would warn of "retracing" after a few groups.)
+        # Where it pays (`xla_pays`), XLA compiles the full-batch epoch loop (the bulk of the
+        # work); the remainder batch and evaluation run unjitted. Both epoch functions then run one
+        # trace of the steps (a trace costs about 0.1-0.3 s), except with dropout: XLA must see
+        # the shape of its random masks as a constant, which it cannot through a call. (Each
+        # group's functions wrap its own partials: TensorFlow counts traces per Python function,
+        # and would warn of "retracing" after a few groups.)
         steps = tf.TensorSpec((self.size, None, None), tf.int32)
         train = functools.partial(StackedGraph._train_steps, self)
         self.train_rest = tf.function(train, autograph=False, input_signature=[steps])
-        if not any(isinstance(layer, StackedDropout) for layer in self.model.stacked_layers):
-            train = functools.partial(_call, self.train_rest.get_concrete_function())
-        self.train_full = tf.function(train, autograph=False, jit_compile=JIT, input_signature=[steps])
+        self.jit = xla_pays(self.model, config, int(self.x["train"].shape[0]), group_size or self.size) \
+            if XLA is None else XLA
+        if not self.jit:
+            self.train_full = self.train_rest
+        else:
+            if not any(isinstance(layer, StackedDropout) for layer in self.model.stacked_layers):
+                train = functools.partial(_call, self.train_rest.get_concrete_function())
+            self.train_full = tf.function(train, autograph=False, jit_compile=True, input_signature=[steps])
         self.evaluate_chunk = tf.function(functools.partial(StackedGraph._evaluate_chunk, self), autograph=False,
                                           input_signature=[
             tf.TensorSpec((None, *data.input_shape), tf.float32), tf.TensorSpec((None, head.units), tf.float32)])

@@ -48,8 +48,9 @@ def group_key(run, data):
     return json.dumps([shared, [head.units, head.activation, head.target]], sort_keys=True, default=str)
 
 
-def train_runs(jobs, data):
-    """Train `(run, recorder)` jobs group by group; a failing group records its runs as failed."""
+def train_runs(jobs, data, group_size=None):
+    """Train `(run, recorder)` jobs group by group; a failing group records its runs as failed.
+    `group_size`: the runs of the whole group when the jobs are one of its stacks or shards."""
     groups = {}
     for run, recorder in jobs:
         head = head_for(data.task, run.config.loss, data.n_classes, data.n_targets)
@@ -62,7 +63,7 @@ def train_runs(jobs, data):
         for _, recorder in members:
             recorder.start()
         try:
-            results += Group(members, data, head).train(started)
+            results += Group(members, data, head, group_size).train(started)
         except OSError:
             raise  # the disk refused a record (`StorageError`): not a result of training
         except Exception as e:  # noqa: BLE001 - a failed group is data; the grid goes on

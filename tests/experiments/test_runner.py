@@ -186,15 +186,18 @@ def test_dataset_and_model_axes_train_each_pair_on_its_own_data(tmp_path, capsys
 
 @pytest.mark.parametrize(("model", "compositions", "rtol"), [
     ({"name": "mlp", "widths": [8, 8], "batch_norm": True, "dropout": 0.2}, ((3.5, [3, 3, 2]), (1, [1] * 8)), 1e-3),
-    ({"name": "cnn", "filters": [2], "widths": [6], "dropout": 0.2}, ((3.5, [3, 3, 2]),), 1e-5),
+    ({"name": "cnn", "filters": [2], "widths": [6], "dropout": 0.2}, ((3.5, [3, 3, 2]),), 1e-4),
 ])
 def test_a_group_split_into_stacks_within_engine_memory_gives_every_run_the_same_numbers(model, compositions, rtol,
                                                                                           tmp_path):
     """A member's numbers do not depend on which members share its stack: the grid in one stack,
-    in stacks of 3, 3 and 2, or one run at a time gives the same tables, up to rounding: XLA picks
-    its matmul kernels by shape (and by the machine), so the sums round differently (3e-8 on the
+    in stacks of 3, 3 and 2, or one run at a time gives the same tables, up to rounding: XLA and
+    TensorFlow pick their kernels by shape (and by the machine), so the sums round differently
+    (whether XLA compiles is the whole group's choice, the same for each stack; 3e-8 on the
     MLP without batch norm), and batch norm amplifies that as it does between the engines (up to
-    3e-4 after 4 epochs here; see RTOL in tests/experiments/engines/test_vectorized.py)."""
+    6e-4 after 4 epochs here; see RTOL in tests/experiments/engines/test_vectorized.py). On an
+    AMD EPYC the CNN's losses agreed to 2.3e-7 and its end-of-training gradient ratio (a ratio of
+    small gradient norms) to 1.1e-5."""
     from experiments.runner import training_groups
     from experiments.spec import expand
     from experiments.spec.budget import GIB, member_bytes

@@ -17,6 +17,7 @@ import pytest
 from user_parts import PARTS, restored_catalogues
 
 from experiments.engines import keras_fit as engine_keras
+from experiments.engines import stacked_graph
 from experiments.engines import vectorized as engine_vectorized
 from experiments.records import rundir
 from experiments.reporting.tables import load_tables
@@ -157,16 +158,30 @@ GRIDS = {
 RTOL = {name: 1e-3 for name in GRIDS if name.startswith("batch norm")}
 
 
+REFERENCE = {}  # grid name -> the keras engine's tables, trained once for both XLA settings
+
+
+def _tables(grid, engine, folder):
+    """(runs by run id, epochs) of the grid trained with `engine` in `folder`."""
+    spec, data = validate({**grid, "engine": engine})
+    exp_dir, _, _ = run_experiment(spec, data, folder, progress=False)
+    runs, epochs = load_tables(exp_dir)
+    return runs.set_index("run_id").sort_index(), epochs
+
+
+# each grid as its groups decide (`stacked_graph.xla_pays`: XLA for the CNN alone), and two with
+# every group's epoch loop XLA-compiled
+XLA_GRIDS = ["learning rates per member, every optimizer",
+             "batch norm: each member's batch statistics and moving averages, early stopping restores them"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", GRIDS)
-def test_a_short_training_gives_every_run_the_reference_results(name, tmp_path):
-    grid, tables = GRIDS[name], {}
-    for engine in ("keras", "vectorized"):
-        spec, data = validate({**grid, "engine": engine})
-        exp_dir, trained, _ = run_experiment(spec, data, tmp_path / engine, progress=False)
-        runs, epochs = load_tables(exp_dir)
-        tables[engine] = runs.set_index("run_id").sort_index(), epochs
-    (ref, ref_epochs), (vec, vec_epochs) = tables["keras"], tables["vectorized"]
+@pytest.mark.parametrize(("name", "xla"), [(name, None) for name in GRIDS] + [(name, True) for name in XLA_GRIDS])
+def test_a_short_training_gives_every_run_the_reference_results(name, xla, tmp_path, monkeypatch):
+    monkeypatch.setattr(stacked_graph, "XLA", xla)
+    if name not in REFERENCE:
+        REFERENCE[name] = _tables(GRIDS[name], "keras", tmp_path / "keras")
+    (ref, ref_epochs), (vec, vec_epochs) = REFERENCE[name], _tables(GRIDS[name], "vectorized", tmp_path / "vectorized")
     assert list(vec_epochs.columns) == list(ref_epochs.columns)
     assert (vec["status"] == ref["status"]).all() and (vec["epochs_run"] == ref["epochs_run"]).all()
     assert (vec["reason"].fillna("") == ref["reason"].fillna("")).all()
@@ -176,6 +191,24 @@ def test_a_short_training_gives_every_run_the_reference_results(name, tmp_path):
                                atol=1e-6)
     if name.startswith("divergence"):
         assert set(ref["status"]) == {"ok", "diverged"}  # the grid holds both, and the engines agree on which
+
+
+def test_xla_compiles_a_groups_epoch_loop_where_it_pays_and_a_split_group_decides_as_the_whole(tmp_path,
+                                                                                                monkeypatch):
+    from experiments.spec.budget import GIB, member_bytes
+
+    group, jobs, data = _group(DIGITS, tmp_path)  # 18 small MLPs, one epoch: the compile would not pay
+    assert not group.jit and group.train_full is group.train_rest
+    assert engine_vectorized.Group(jobs, data, group.head, group_size=100_000).jit  # a wide stack pays
+    cnn = {**DIGITS, "model": {"name": "cnn", "filters": [4], "kernel_size": 2, "widths": [8]}}
+    assert _group(cnn, tmp_path / "cnn")[0].jit  # convolutions always pay
+    decided = []
+    monkeypatch.setattr(stacked_graph, "xla_pays", lambda *args: decided.append(args[-1]) or False)
+    spec, (data,) = validate(DIGITS)
+    one = member_bytes(spec.model[0], data, spec.batch_size[0], spec.diagnostics.probe)
+    spec, datasets = validate({**DIGITS, "initializers": ["he_normal"], "engine_memory": 2.5 * one / GIB})
+    run_experiment(spec, datasets, tmp_path / "split", progress=False)
+    assert decided == [6, 6, 6]  # 6 runs in stacks of 2: each decides for the 6
 
 
 def test_a_learning_rate_axis_trains_as_one_group():
@@ -262,13 +295,15 @@ def test_with_dropout_the_engines_agree_in_distribution_cell_by_cell(tmp_path):
 
 
 @pytest.mark.slow
-def test_on_a_deep_net_the_engines_agree_in_distribution_not_run_by_run(tmp_path):
-    """A 16-layer ReLU net trained 10 epochs: float rounding, amplified by training, moves single
-    runs apart (the initial weights are bit-identical), but over seeds the two engines' mean test
-    accuracies differ by less than the 95% interval of their paired difference.
+def test_on_a_deep_net_the_engines_agree_in_distribution_not_run_by_run(tmp_path, monkeypatch):
+    """A 16-layer ReLU net trained 10 epochs with its epoch loop XLA-compiled (whose fused kernels
+    round most unlike Keras'): float rounding, amplified by training, moves single runs apart (the
+    initial weights are bit-identical), but over seeds the two engines' mean test accuracies differ
+    by less than the 95% interval of their paired difference.
     `python -m experiments.benchmarks.agreement` measures this by depth on digits."""
     from experiments.benchmarks.agreement import compare
 
+    monkeypatch.setattr(stacked_graph, "XLA", True)
     tables = []
     for engine in ("vectorized", "keras"):
         spec, data = validate({
