@@ -16,19 +16,24 @@ from experiments.spec.config import shipped_configs
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _resolved(target, tmp_path):
-    """The distributions `pip install target` would install into an empty environment."""
-    report = tmp_path / "report.json"
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-                           "--no-build-isolation", "--disable-pip-version-check", "--report", str(report), target],
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+def _resolved(targets, tmp_path):
+    """For each target, the distributions `pip install target` would install into an empty
+    environment (the resolutions run at once: each mostly waits on the registry)."""
+    reports = [tmp_path / f"report{i}.json" for i in range(len(targets))]
+    running = [subprocess.Popen([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                                 "--no-build-isolation", "--disable-pip-version-check", "--report", str(report),
+                                 target], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for target, report in zip(targets, reports, strict=True)]
+    for process in running:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr
+    return [{item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+            for report in reports]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the CUDA wheels are for Linux")
 def test_the_gpu_extra_adds_the_cuda_wheels_to_the_same_tensorflow(tmp_path):
-    default, gpu = _resolved(str(ROOT), tmp_path), _resolved(f"{ROOT}[gpu]", tmp_path)
+    default, gpu = _resolved([str(ROOT), f"{ROOT}[gpu]"], tmp_path)
     assert "tensorflow" in default and not {n for n in default if n.startswith("nvidia-")}
     assert "tensorflow" in gpu and {"nvidia-cudnn-cu12", "nvidia-cublas-cu12"} <= gpu
     assert "tensorflow-cpu" not in default | gpu  # one package owns tensorflow/: nothing to fight over
