@@ -123,7 +123,7 @@ class StackedGraph:
         self.backprop = tf.function(functools.partial(backprop, self._probe_forward), autograph=False)
         # Where it pays (`xla_pays`), XLA compiles the full-batch epoch loop (the bulk of the
         # work); the remainder batch and evaluation run unjitted. Both epoch functions then run one
-        # trace of the steps (a trace costs about 0.1-0.3 s), except with dropout: XLA must see
+        # trace of the steps (a trace costs about 0.3-0.5 s), except with dropout: XLA must see
         # the shape of its random masks as a constant, which it cannot through a call. (Each
         # group's functions wrap its own partials: TensorFlow counts traces per Python function,
         # and would warn of "retracing" after a few groups.)
