@@ -72,7 +72,7 @@ def _reference_weights(run, data, folder):
 
 @pytest.mark.slow
 def test_after_one_epoch_every_members_weights_match_the_reference(tmp_path):
-    group, jobs, data = _group(DIGITS, tmp_path)
+    group, jobs, data = _group({**DIGITS, "seeds": [0]}, tmp_path)
     group.train(time.perf_counter())
     nudged = dataclasses.replace(data, x_train=np.nextafter(data.x_train, np.inf).astype("float32"))
     for m, (run, _) in enumerate(jobs):
@@ -96,7 +96,7 @@ def _flat(weights):
 
 GRIDS = {
     "digits: mse, huber, cross-entropy, top-k and macro scores": {
-        **DIGITS, "initializers": ["he_normal", "zeros"], "epochs": 3,
+        **DIGITS, "initializers": ["he_normal", "zeros"], "epochs": 3, "seeds": [0],
         "metrics": ["accuracy", "top_2_accuracy", "precision", "recall", "f1"]},
     "breast cancer: sigmoid and softmax heads, auc, binary scores": {
         "name": "eq", "dataset": "breast_cancer", "model": {"name": "mlp", "widths": [16]},
@@ -128,7 +128,7 @@ GRIDS = {
     "hidden activations per member: a model axis that differs only in its activation": {
         "name": "eq", "dataset": {"name": "moons", "n_samples": 120},
         "model": [{"name": "mlp", "widths": [8, 6], "activation": a} for a in ("relu", "tanh", "sigmoid", "linear")],
-        "initializers": ["he_normal", "glorot_uniform"], "losses": ["binary_crossentropy", "mean_squared_error"],
+        "initializers": ["he_normal"], "losses": ["binary_crossentropy", "mean_squared_error"],
         "seeds": [0], "epochs": 3, "batch_size": 16, "diagnostics": {"every": 1}, "save_model": False},
     "digits CNN: convolutions, pooling, l2, the even kernel's padding": {
         **DIGITS, "model": {"name": "cnn", "filters": [4, 6], "kernel_size": 2, "widths": [12], "l2": 0.001},
@@ -264,57 +264,3 @@ def test_a_failing_group_is_recorded_as_failed_and_the_other_groups_go_on(tmp_pa
     status = dict(zip(runs["loss"], runs["status"], strict=True))
     assert trained == 2 and status == {"binary_crossentropy": "failed", "categorical_crossentropy": "ok"}
     assert runs.set_index("loss").loc["binary_crossentropy", "reason"] == "RuntimeError: injected failure"
-
-
-@pytest.mark.slow
-def test_with_dropout_the_engines_agree_in_distribution_cell_by_cell(tmp_path):
-    """Dropout masks are drawn differently per engine, so single runs part; in every cell the mean
-    test accuracy and loss over 8 seeds differ by less than the 95% interval of their paired
-    difference, and dropout is on in both (the training loss, with masks, exceeds the loss on the
-    same training set without)."""
-    from experiments.benchmarks.agreement import compare
-
-    tables = {}
-    for engine in ("vectorized", "keras"):
-        spec, data = validate({
-            "name": f"dropout_{engine}", "dataset": "digits", "engine": engine,
-            "model": {"name": "mlp", "widths": [32], "dropout": 0.3}, "initializers": ["he_normal", "glorot_uniform"],
-            "losses": ["categorical_crossentropy"], "epochs": 5, "seeds": list(range(8)), "diagnostics": {"every": 0},
-            "save_model": False})
-        exp_dir, _, _ = run_experiment(spec, data, tmp_path, progress=False)
-        runs = load_tables(exp_dir)[0]
-        assert set(runs["engine"]) == {engine} and set(runs["status"]) == {"ok"}
-        assert (runs["final_loss"] > runs["train_set_loss"]).mean() > 0.9, engine  # masks were drawn
-        tables[engine] = {cell: rows.set_index("seed").sort_index() for cell, rows in runs.groupby("initializer")}
-    for cell in tables["keras"]:
-        result = compare(tables["vectorized"][cell], tables["keras"][cell])
-        assert result["within_1e-4"] < result["runs"], cell  # the masks differ run by run
-        assert abs(result["mean_difference"]) < result["half_width"], (cell, result)
-        loss = compare(*(t[cell].assign(test_accuracy=t[cell]["test_loss"]) for t in tables.values()))
-        assert abs(loss["mean_difference"]) < loss["half_width"], (cell, "loss", loss)
-
-
-@pytest.mark.slow
-def test_on_a_deep_net_the_engines_agree_in_distribution_not_run_by_run(tmp_path, monkeypatch):
-    """A 16-layer ReLU net trained 10 epochs with its epoch loop XLA-compiled (whose fused kernels
-    round most unlike Keras'): float rounding, amplified by training, moves single runs apart (the
-    initial weights are bit-identical), but over seeds the two engines' mean test accuracies differ
-    by less than the 95% interval of their paired difference.
-    `python -m experiments.benchmarks.agreement` measures this by depth on digits."""
-    from experiments.benchmarks.agreement import compare
-
-    monkeypatch.setattr(stacked_graph, "XLA", True)
-    tables = []
-    for engine in ("vectorized", "keras"):
-        spec, data = validate({
-            "name": f"deep_{engine}", "dataset": {"name": "moons", "n_samples": 400}, "engine": engine,
-            "model": {"name": "mlp", "widths": [16] * 16}, "initializers": ["he_normal"],
-            "losses": ["binary_crossentropy"], "learning_rate": 0.01, "epochs": 10, "seeds": list(range(6)),
-            "diagnostics": {"every": 0}})
-        exp_dir, _, _ = run_experiment(spec, data, tmp_path, progress=False)
-        runs = load_tables(exp_dir)[0].set_index("seed").sort_index()
-        assert set(runs["engine"]) == {engine} and set(runs["status"]) == {"ok"}
-        tables.append(runs)
-    result = compare(*tables)
-    assert result["within_1e-4"] < result["runs"] and result["largest"] > 1e-3  # single runs do part
-    assert abs(result["mean_difference"]) < result["half_width"], result
