@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _resolved(targets, tmp_path):
     """For each target, the distributions `pip install target` would install into an empty
-    environment (the resolutions run at once: each mostly waits on the registry)."""
+    environment (the resolutions run at once; each is mostly CPU: 55 s together, 85-93 s one
+    after the other, on 2 cores)."""
     reports = [tmp_path / f"report{i}.json" for i in range(len(targets))]
     running = [subprocess.Popen([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
                                  "--no-build-isolation", "--disable-pip-version-check", "--report", str(report),

@@ -1,5 +1,5 @@
 """The engines agree in distribution where single runs part: with dropout (each engine draws its
-own masks) and on a deep net (rounding amplified by training). Apart from
+own masks) and on a deep net (rounding amplified by training). Kept apart from
 `test_vectorized.py` so that the two test workers share the engine comparisons' time."""
 
 import pytest
