@@ -78,6 +78,8 @@ class Group(StackedGraph):
     order, the members' records, early stopping and diagnostics (the graph functions are
     `StackedGraph`'s)."""
 
+    snapshot = None  # the stacked weights as arrays, while they are unchanged (`stacked_weights`)
+
     def _diagnose(self, step, active):
         """Per-layer diagnostics of every active member (`experiments.diagnostics`), measured per
         run of members that share an activation (it decides what counts as saturated)."""
@@ -136,6 +138,7 @@ class Group(StackedGraph):
         for epoch in range(initial_epoch, epochs):
             order = orders[:, epoch]
             loss_sum, stat_sum = np.zeros(size), np.zeros((size, self.n_stats))
+            self.snapshot = None  # the weights change
             if full:  # none when the batch size exceeds the training set: one smaller batch per epoch
                 out = self.train_full(order[:, :full].reshape(size, -1, batch))
                 loss_sum, stat_sum = out[0].numpy(), out[1].numpy()
@@ -143,7 +146,7 @@ class Group(StackedGraph):
                 rest = self.train_rest(order[:, full:].reshape(size, 1, -1))
                 loss_sum, stat_sum = loss_sum + rest[0].numpy(), stat_sum + rest[1].numpy()
             train_logs, val_logs = self._logs(loss_sum, stat_sum, n), self._evaluate("val", "val_")
-            weights = [v.numpy() for v in self.model.weights] if stopping.on else None
+            weights = self.stacked_weights() if stopping.on else None
             stopped = np.zeros(size, dtype=bool)
             for m, (_, recorder) in enumerate(self.members):
                 if not active[m]:
@@ -165,6 +168,7 @@ class Group(StackedGraph):
             for v, best in zip(self.model.weights, stopping.restore([v.numpy() for v in self.model.weights]),
                                strict=True):
                 v.assign(best)
+            self.snapshot = None
         test_logs, train_logs = self._evaluate("test"), self._evaluate("train")
         wall = (time.perf_counter() - started) / size  # the group's time, shared evenly
         return [recorder.finish("ok", wall, test=None if recorder.diverged else test_logs[m],
@@ -175,14 +179,22 @@ class Group(StackedGraph):
 
     def load_member(self, m, weights):
         """Set member m's weights to a Keras model's (`get_weights()` order: the stacked model's)."""
+        self.snapshot = None
         for variable, value in zip(self.model.weights, weights, strict=True):
             stacked = np.asarray(variable).copy()
             stacked[m] = value
             variable.assign(stacked)
 
+    def stacked_weights(self):
+        """Every stacked weight as an array, read once per change (the members of a tuning stack
+        each keep their best epoch's weights: one read of the stack per epoch, not one per member)."""
+        if self.snapshot is None:
+            self.snapshot = [np.asarray(variable) for variable in self.model.weights]
+        return self.snapshot
+
     def member_weights(self, m):
         """Member m's weights, in a Keras model's `get_weights()` order."""
-        return [np.asarray(variable)[m] for variable in self.model.weights]
+        return [weight[m].copy() for weight in self.stacked_weights()]
 
     def member_model(self, m):
         """Member m unstacked: exactly the compiled model the Keras engine builds for its run, with
