@@ -77,33 +77,105 @@ def _call(function, order):
     return function(order)
 
 
+# What a stack's traced graph holds; a later stack of the same `structure` trains on them (`Graphs`)
+GRAPH = ("x", "y", "model", "variables", "optimizer", "initial_state", "rates", "slices", "metrics", "thresholds",
+         "n_stats", "active", "draws", "probe", "backprop", "train_rest", "train_full", "evaluate_chunk")
+
+
+def structure(members, data, jit):
+    """What a stack's traced graph depends on: every setting but the members' initializers,
+    learning rates and seeds (which it holds as values: with dropout, whose mask seeds are in the
+    graph, the seeds too) and the batch size and epochs (which it takes as inputs); each member's
+    loss and activation in order; the data (captured as constants); whether XLA compiles it."""
+    config = members[0][0].config
+    dropout = bool(MODELS.resolve(config.model).get("dropout"))
+    shared = {k: v for k, v in config.as_dict().items()
+              if k not in ("initializer", "bias_initializer", "learning_rate", "seed", "batch_size", "epochs", "loss")}
+    own = [[run.config.loss, MODELS.resolve(run.config.model).get("activation"), run.config.seed if dropout else None]
+           for run, _ in members]
+    return json.dumps([id(data), shared, own, jit], sort_keys=True, default=str)
+
+
+class Graphs:
+    """The traced graphs of recent stacks (the `keep` latest structures), for later stacks of the
+    same structure: a tuning search trains stacks of a few structures again and again (each batch
+    size, each round), and a trace costs 0.3-0.5 s. A reused graph starts from the new stack's own
+    initial weights, learning rates and a fresh optimizer state, so it trains as a new one would.
+    The cached graphs share one copy of each dataset."""
+
+    def __init__(self, keep=4):
+        self.keep, self.graphs = keep, {}
+
+    def take(self, key):
+        return self.graphs.pop(key, None)
+
+    def put(self, key, graph):
+        self.graphs[key] = graph
+        while len(self.graphs) > self.keep:
+            del self.graphs[next(iter(self.graphs))]  # the least recently used
+
+    def constants(self, data, head):
+        """The (x, y) constants of a cached graph on the same data and head, else None."""
+        return next(((g.x, g.y) for g in self.graphs.values() if g.data is data and g.head == head), None)
+
+
 class StackedGraph:
     """A group's stacked model (`.model`: member m is index m of every weight), its optimizer, and
     the graph functions that train and evaluate every member at once. `group_size`: the runs of
     the whole group when these members are one of its stacks or shards (it compiles as the whole
-    would, so every member computes alike however the group is split)."""
+    would, so every member computes alike however the group is split). `graphs`: a `Graphs` cache
+    to take a traced graph of this structure from, and to leave this one in."""
 
-    def __init__(self, members, data, head, group_size=None):
+    def __init__(self, members, data, head, group_size=None, graphs=None):
         import tensorflow as tf
 
-        from models.stacked import StackedDropout, build_stacked  # imports Keras
+        from models.stacked import build_stacked  # imports Keras
 
         self.tf, self.members, self.head, self.data = tf, members, head, data
         self.config = config = members[0][0].config
         self.size = len(members)
-        self.x = {split: tf.constant(getattr(data, f"x_{split}").astype("float32"))
-                  for split in ("train", "val", "test")}
-        self.y = {split: tf.constant(encode_targets(getattr(data, f"y_{split}"), head))
-                  for split in ("train", "val", "test")}
-        self.model = build_stacked(
+        model = build_stacked(
             MODELS.parse(config.model)["name"], MODELS.resolve(config.model),
             [(r.config.initializer, r.config.bias_initializer, r.config.seed) for r, _ in members],
             tuple(data.input_shape), head, [MODELS.resolve(r.config.model).get("activation") for r, _ in members])
+        self.jit = xla_pays(model, config, len(data.x_train), group_size or self.size) if XLA is None else XLA
+        key = structure(members, data, self.jit)
+        cached = graphs.take(key) if graphs is not None else None
+        if cached is not None:
+            self._reuse(cached, model)
+        else:
+            self._build(model, graphs.constants(data, head) if graphs is not None else None)
+        if graphs is not None:
+            graphs.put(key, self)
+
+    def _reuse(self, cached, model):
+        """Take `cached`'s graph, set to this stack's start: `model`'s initial weights, the
+        optimizer's state as built, the members' learning rates, every member active."""
+        for name in GRAPH:
+            setattr(self, name, getattr(cached, name))
+        self.model.set_weights(model.get_weights())
+        for variable, value in zip(self.optimizer.variables, self.initial_state, strict=True):
+            variable.assign(value)
+        self.rates.assign([r.config.learning_rate for r, _ in self.members])
+        self.active.assign(np.ones(self.size, dtype=bool))
+        self.draws.assign(0)
+
+    def _build(self, model, constants=None):
+        """Build the optimizer and trace the graph functions around `model` (`constants`: the
+        data's (x, y) constants, when another graph has them)."""
+        from models.stacked import StackedDropout  # imports Keras
+
+        tf, config, data, head, members = self.tf, self.config, self.data, self.head, self.members
+        self.x, self.y = constants or (
+            {split: tf.constant(getattr(data, f"x_{split}").astype("float32")) for split in ("train", "val", "test")},
+            {split: tf.constant(encode_targets(getattr(data, f"y_{split}"), head)) for split in ("train", "val", "test")})
+        self.model = model
         self.variables = self.model.trainable_variables
         # the optimizer steps at learning rate 1; each member's step is scaled by its own rate
         self.optimizer = optimizers.get(config.optimizer, 1.0)
         self.optimizer.build(self.variables)
-        self.rates = tf.constant([r.config.learning_rate for r, _ in members], dtype=tf.float32)
+        self.initial_state = [variable.numpy() for variable in self.optimizer.variables]
+        self.rates = tf.Variable([r.config.learning_rate for r, _ in members], dtype=tf.float32, trainable=False)
         # contiguous (start, stop, loss) slices; reduction=None keeps one loss per example
         self.slices, start = [], 0
         for _, same in itertools.groupby(members, key=loss_key):
@@ -130,8 +202,6 @@ class StackedGraph:
         steps = tf.TensorSpec((self.size, None, None), tf.int32)
         train = functools.partial(StackedGraph._train_steps, self)
         self.train_rest = tf.function(train, autograph=False, input_signature=[steps])
-        self.jit = xla_pays(self.model, config, int(self.x["train"].shape[0]), group_size or self.size) \
-            if XLA is None else XLA
         if not self.jit:
             self.train_full = self.train_rest
         else:

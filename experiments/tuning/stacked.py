@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 from experiments.engines import keras_fit, vectorized
 from experiments.engines.procedure import clear_keras_session, failure_reason
-from experiments.engines.stacked_graph import loss_key
+from experiments.engines.stacked_graph import Graphs, loss_key
 from experiments.tuning.trials import TrialLog, best_of
 from experiments.tuning.tuners import WORKERS_VARIABLE, role
 from models import head_for
@@ -76,6 +76,7 @@ def search(spec, data, search_dir, plan, on_stop):
     stacked rounds (in a worker: until the chief's oracles stop it). `on_stop(project, reason)` is
     told of a search that the consecutive-failure limit stopped."""
     ids = tuner_ids(spec)
+    graphs = Graphs()  # the stacks' traced graphs, for later stacks of the same structure
     pending = {project: ids for project in plan}  # each oracle's ids not yet told to stop
     for _, tuner, _, _ in plan.values():
         tuner.oracle.verbose = 0
@@ -91,12 +92,12 @@ def search(spec, data, search_dir, plan, on_stop):
                 break  # every oracle stopped, or waits for trials no one runs
             time.sleep(1)  # the chief's oracles wait for other workers' trials
             continue
-        for project, reason in _train_round(spec, data, search_dir, plan, asked):
+        for project, reason in _train_round(spec, data, search_dir, plan, asked, graphs):
             if pending.pop(project, None) is not None:
                 on_stop(project, reason)
 
 
-def _train_round(spec, data, search_dir, plan, asked):
+def _train_round(spec, data, search_dir, plan, asked, graphs):
     """Train the asked trials in stacks (grouped by `vectorized.group_key` and, for Hyperband, by
     the epochs a round trains from and to) and end each; returns the (project, reason) of searches
     the consecutive-failure limit stopped."""
@@ -106,7 +107,7 @@ def _train_round(spec, data, search_dir, plan, asked):
         key = (vectorized.group_key(SimpleNamespace(config=config), data), first)
         stacks.setdefault(key, []).append((project, trial))
     for stack in stacks.values():
-        stopped += _train_stack(spec, data, search_dir, plan, stack)
+        stopped += _train_stack(spec, data, search_dir, plan, stack, graphs)
     return stopped
 
 
@@ -119,7 +120,7 @@ def _trial_config(hypermodel, trial, execution=0):
     return config.replace(epochs=epochs), first
 
 
-def _train_stack(spec, data, search_dir, plan, stack):
+def _train_stack(spec, data, search_dir, plan, stack, graphs):
     """One stack: every trial's record begun, one stacked model trained with a member per trial
     and seed (`tune.executions`; a continued Hyperband trial's from its predecessor's checkpoint),
     every trial's metrics told to its oracle and its checkpoint saved, and every trial ended."""
@@ -140,7 +141,7 @@ def _train_stack(spec, data, search_dir, plan, stack):
     config = members[0][0].config
     head = head_for(data.task, config.loss, data.n_classes, data.n_targets)
     try:
-        group = vectorized.Group([job[:2] for job in members], data, head)
+        group = vectorized.Group([job[:2] for job in members], data, head, graphs=graphs)
         for m, (run, member, (tuner, trial)) in enumerate(members):
             member.group, member.index = group, m
             previous = trial.hyperparameters.values.get("tuner/trial_id")

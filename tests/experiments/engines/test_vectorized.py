@@ -34,15 +34,17 @@ DIGITS = {
 }
 
 
-def _group(config, tmp_path):
-    """The experiment's runs as one vectorized group, recorders in tmp_path."""
-    spec, (data,) = validate(config)
+def _group(config, tmp_path, data=None, graphs=None):
+    """The experiment's runs as one vectorized group, recorders in tmp_path (`data`: the dataset
+    object to train on, else the config's loaded; `graphs`: a `stacked_graph.Graphs` cache)."""
+    spec, (loaded,) = validate(config)
+    data = data or loaded
     jobs = [(run, rundir.RunRecorder(run, tmp_path / "vec" / run.run_id, tmp_path / "vec")) for run in expand(spec)]
     jobs.sort(key=lambda job: json.dumps(job[0].config.loss, sort_keys=True))
     for _, recorder in jobs:
         recorder.start()
     head = head_for(data.task, spec.losses[0], data.n_classes, data.n_targets)
-    return engine_vectorized.Group(jobs, data, head), jobs, data
+    return engine_vectorized.Group(jobs, data, head, graphs=graphs), jobs, data
 
 
 def _relative(a, b):
@@ -209,6 +211,32 @@ def test_xla_compiles_a_groups_epoch_loop_where_it_pays_and_a_split_group_decide
     spec, datasets = validate({**DIGITS, "initializers": ["he_normal"], "engine_memory": 2.5 * one / GIB})
     run_experiment(spec, datasets, tmp_path / "split", progress=False)
     assert decided == [6, 6, 6]  # 6 runs in stacks of 2: each decides for the 6
+
+
+def test_a_stack_on_a_reused_graph_trains_exactly_as_on_its_own(tmp_path):
+    """A tuning search's later stacks of one structure train on the first one's traced graph
+    (`stacked_graph.Graphs`): each from its own initial weights (batch norm's too), learning rates
+    and a fresh optimizer state, whatever its batch size and epochs; numbers identical to its own graph."""
+    base = {**DIGITS, "initializers": ["he_normal", "random_uniform"], "losses": ["categorical_crossentropy", "huber"],
+            "model": {"name": "mlp", "widths": [16, 8], "batch_norm": True}, "optimizer": "adam"}
+    first = {**base, "learning_rate": [0.05], "batch_size": [32], "epochs": 3}
+    second = {**base, "initializers": ["glorot_normal", "zeros"], "learning_rate": [0.003], "batch_size": [64],
+              "seeds": [3, 4], "epochs": 2}
+    graphs = stacked_graph.Graphs()
+    earlier, _, data = _group(first, tmp_path / "earlier", graphs=graphs)
+    earlier.train(time.perf_counter())
+    reused, reused_jobs, _ = _group(second, tmp_path / "reused", data, graphs)
+    assert reused.train_full is earlier.train_full and reused.model is earlier.model
+    reused.train(time.perf_counter())
+    own, own_jobs, _ = _group(second, tmp_path / "own", data)
+    assert own.model is not earlier.model
+    own.train(time.perf_counter())
+    assert [r.history for _, r in reused_jobs] == [r.history for _, r in own_jobs]
+    for a, b in zip(reused.model.weights + reused.optimizer.variables, own.model.weights + own.optimizer.variables,
+                    strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    other, _, _ = _group({**second, "losses": ["huber"]}, tmp_path / "other", data, graphs)
+    assert other.model is not earlier.model  # another structure: its own graph
 
 
 def test_a_learning_rate_axis_trains_as_one_group():
