@@ -166,9 +166,10 @@ class StackedGraph:
         from models.stacked import StackedDropout  # imports Keras
 
         tf, config, data, head, members = self.tf, self.config, self.data, self.head, self.members
+        splits = ("train", "val", "test")
         self.x, self.y = constants or (
-            {split: tf.constant(getattr(data, f"x_{split}").astype("float32")) for split in ("train", "val", "test")},
-            {split: tf.constant(encode_targets(getattr(data, f"y_{split}"), head)) for split in ("train", "val", "test")})
+            {split: tf.constant(getattr(data, f"x_{split}").astype("float32")) for split in splits},
+            {split: tf.constant(encode_targets(getattr(data, f"y_{split}"), head)) for split in splits})
         self.model = model
         self.variables = self.model.trainable_variables
         # the optimizer steps at learning rate 1; each member's step is scaled by its own rate
