@@ -1,7 +1,7 @@
 """The vectorized engine's graph side: a group's stacked model (`models.stacked`), its Keras
 optimizer over the stacked weights, each member's catalogue loss on its own slice, the metric
 sums of the metric catalogue, and the graph functions (one call per epoch, XLA-compiled where
-that pays: `xla_pays`).
+that pays: `xla_pays`; traced once for the stacks of one structure that a `Graphs` cache sees).
 
 Each member's loss is the catalogue's Keras loss on its own slice; the gradient of their sum is
 every member's own gradient; the optimizer is element-wise, so per member. Members may each have
