@@ -55,12 +55,13 @@ def engines(repeats, sets=(), what="the shipped search", workers=False):
     """A search with stacked trials and with one Keras fit per trial (and with `workers`, stacked
     trials in keras-tuner's chief and 2 workers): the same oracle seed, so the same trials; wall
     time, trials per minute, peak memory (of the command's process: a chief's workers are not
-    counted), and whether they found the same best trial per cell."""
+    counted), and whether they found the same best trial per cell (where not, what each pick
+    scored in both searches)."""
     print(f"{what}, tune.engine vectorized (stacked trials) vs keras (one fit per trial)")
     setups = {"vectorized": ("vectorized", 0), "keras": ("keras", 0)}
     if workers:
         setups["vectorized, --workers 2"] = ("vectorized", 2)
-    found, measured = {}, {}
+    found, measured, scores = {}, {}, {}
     with tempfile.TemporaryDirectory() as kept:
         for _ in range(repeats):
             for name, (engine, count) in setups.items():  # interleaved: drifts in machine load hit all alike
@@ -70,6 +71,7 @@ def engines(repeats, sets=(), what="the shipped search", workers=False):
                 # trial records cannot tell when the last one ended)
                 measured.setdefault(name, []).append((wall, len(records) / searching * 60, peak, len(records)))
                 found[name] = _best(folder / "digits_tune" / "best.csv")
+                scores[name] = {(r["cell"], r["trial_id"]): r["objective"] for r in records}
     walls = {}
     for name, runs in measured.items():
         walls[name] = statistics.median(w for w, *_ in runs)
@@ -81,6 +83,20 @@ def engines(repeats, sets=(), what="the shipped search", workers=False):
         print(f"  keras / {name}: {walls['keras'] / walls[name]:.1f}x faster (medians); the same best "
               f"trial in {len(found['keras']) - len(differ)} of {len(found['keras'])} cells"
               + (f" (not in: {', '.join(differ)})" if differ else ""))
+        for cell in differ:
+            print(f"    {cell}: {_parting(cell, {n: found[n][cell][0] for n in ('keras', name)}, scores)}")
+
+
+def _parting(cell, picks, scores):
+    """What each search's pick in `cell` scored in both searches (`picks`: search name -> trial
+    id): a tie, or a trial whose runs parted, shows as such."""
+    def score(name, trial):
+        value = scores[name].get((cell, trial))
+        return "failed" if value is None else f"{value:.4f}"
+
+    return "; ".join(f"{name} picks trial {trial}, which scored " +
+                     " and ".join(f"{score(other, trial)} ({other})" for other in picks)
+                     for name, trial in picks.items())
 
 
 def _best(path):
