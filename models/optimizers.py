@@ -22,15 +22,3 @@ def get(identifier, learning_rate):
     """A new Keras optimizer for a name or `{"name": ..., **params}`."""
     return OPTIMIZERS.build(identifier, learning_rate=learning_rate)
 
-
-# the optimizer variables that hold the learning rate as a factor (Keras folds it into the
-# momentum of SGD and RMSprop); the vectorized engine steps at rate 1 (`stacked_graph`), so a
-# member's values of these are its own rate times the engine's
-RATE_IN_SLOTS = {"sgd": "momentums", "rmsprop": "_momentums"}
-
-
-def rate_slots(optimizer, identifier):
-    """The variables of a built Keras `optimizer` (catalogue entry `identifier`) that carry the
-    learning rate as a factor."""
-    name = identifier if isinstance(identifier, str) else identifier["name"]
-    return list(getattr(optimizer, RATE_IN_SLOTS.get(name, ""), None) or [])

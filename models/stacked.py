@@ -21,6 +21,7 @@ import math
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 import initializers
@@ -83,7 +84,19 @@ class StackedDense(Weighted):
     kernel (M, in, units)."""
 
     def pre_activation(self, x):
-        return ops.matmul(x, self.kernel) + self.bias[:, None, :]
+        return add_bias(ops.matmul(x, self.kernel), tf.convert_to_tensor(self.bias))
+
+
+@tf.custom_gradient
+def add_bias(y, bias):
+    """`y` (M, batch, units) plus each member's `bias` (M, units). The bias's gradient is what
+    Keras' Dense computes for each member (TensorFlow's BiasAddGrad: the bias is added by
+    `tf.nn.bias_add`), for all members at once with each member's units as further columns (the
+    same sums, bit for bit; a batched sum over the middle axis adds in another order)."""
+    def grad(dy):
+        columns = tf.reshape(tf.transpose(dy, [1, 0, 2]), [tf.shape(dy)[1], -1])  # (batch, M * units)
+        return dy, tf.reshape(tf.raw_ops.BiasAddGrad(out_backprop=columns), tf.shape(bias))
+    return y + bias[:, None, :], grad
 
 
 class StackedConv2D(Weighted):

@@ -21,6 +21,7 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `experiments` sets it, before any test imports TensorFlow
 
 # A real grid small enough to train in seconds: 2 initializers x 2 losses x 2 seeds.
 TINY = {

@@ -5,11 +5,20 @@ that pays: `xla_pays`; traced once for the stacks of one structure that a `Graph
 
 Each member's loss is the catalogue's Keras loss on its own slice; the gradient of their sum is
 every member's own gradient; the optimizer is element-wise, so per member. Members may each have
-their own learning rate: every catalogue optimizer's step is linear in a constant learning rate
-(SGD with momentum or Nesterov, RMSprop, Adagrad, Adadelta, Adam: their state never holds the
-rate, or holds it as a factor), so the optimizer steps at rate 1 and each member's step is scaled
-by its own rate; scaling gradients instead would not do (Adam and RMSprop ignore their scale). A
-member that is no longer active (diverged or early-stopped) is masked: its weights stop changing.
+their own learning rate: every catalogue optimizer (SGD with momentum or Nesterov, RMSprop,
+Adagrad, Adadelta, Adam) uses the rate element-wise in its Keras update, so the update is given
+the members' rates as a tensor that broadcasts over the member axis; scaling gradients instead
+would not do (Adam and RMSprop ignore their scale). A member that is no longer active (diverged
+or early-stopped) is masked: its weights stop changing.
+
+Unjitted, a dense member trained with Adam or SGD computes what its own Keras model computes, bit
+for bit, where TensorFlow's oneDNN kernels run (`TF_ENABLE_ONEDNN_OPTS=1`, which `experiments`
+sets unless you set it): a oneDNN batched matmul gives each member the numbers of its own matmul,
+the members' rates enter the optimizer's update as Keras' scalar does, and each bias's gradient is
+Keras' own sum (`models.stacked.add_bias`). They differ by rounding with RMSprop, Adagrad and
+Adadelta (TensorFlow's graph rewrites, which `as_traced` skips here, change how Keras' own graph
+divides by a square root), compiled by XLA, and with TensorFlow's default Eigen kernels (a small
+batched matmul sums in another order).
 """
 
 import contextlib
@@ -172,9 +181,10 @@ class StackedGraph:
             {split: tf.constant(encode_targets(getattr(data, f"y_{split}"), head)) for split in splits})
         self.model = model
         self.variables = self.model.trainable_variables
-        # the optimizer steps at learning rate 1; each member's step is scaled by its own rate
-        self.optimizer = optimizers.get(config.optimizer, 1.0)
+        self.optimizer = optimizers.get(config.optimizer, 1.0)  # its own rate unused: the members' below
         self.optimizer.build(self.variables)
+        update = self.optimizer.update_step  # Keras' update, given each member's own rate
+        self.optimizer.update_step = lambda grad, v, _: update(grad, v, self._per_member(self.rates, v))
         self.initial_state = [variable.numpy() for variable in self.optimizer.variables]
         self.rates = tf.Variable([r.config.learning_rate for r, _ in members], dtype=tf.float32, trainable=False)
         # contiguous (start, stop, loss) slices; reduction=None keeps one loss per example
@@ -249,8 +259,7 @@ class StackedGraph:
         before = [tf.identity(v) for v in self.variables]
         self.optimizer.apply(grads, self.variables)
         for v, old in zip(self.variables, before, strict=True):
-            step = (v - old) * self._per_member(self.rates, v)  # the member's own learning rate
-            v.assign(tf.where(self._per_member(self.active, v), old + step, old))  # masked members keep theirs
+            v.assign(tf.where(self._per_member(self.active, v), v, old))  # masked members keep theirs
         for v, old in zip(averages, kept, strict=True):
             v.assign(tf.where(self._per_member(self.active, v), v, old))
         return losses, self._stats(y, tf.concat(outputs, axis=0))

@@ -3,7 +3,7 @@ stacked model (`models.stacked`), each run one member, with results equal to the
 
 Runs are grouped by everything that must be shared: the data, batch size, epochs, optimizer,
 model shape and output head. Within a group, members differ in initializer, loss, learning rate
-(`stacked_graph` scales each member's step by its own) and seed. Every member sees the
+(`stacked_graph` gives each member's optimizer step its own) and seed. Every member sees the
 mini-batches its run would see alone (`procedure.epoch_orders`), gathered per member, so the
 groups need not share a seed.
 
@@ -33,7 +33,7 @@ from experiments.engines.procedure import (
 )
 from experiments.engines.stacked_graph import StackedGraph, as_traced, loss_key
 from experiments.spec.budget import EVAL_CHUNK
-from models import head_for, optimizers
+from models import head_for
 from models.builders import MODELS
 
 
@@ -198,17 +198,14 @@ class Group(StackedGraph):
 
     def member_model(self, m):
         """Member m unstacked: exactly the compiled model the Keras engine builds for its run, with
-        the member's trained weights and optimizer state (a slot that carries the learning rate as a
-        factor scaled by the member's own: the stacked optimizer steps at rate 1)."""
+        the member's trained weights and optimizer state)."""
         config = self.members[m][0].config
         model, _ = keras_fit.build_model(config, self.data)
         model.set_weights(self.member_weights(m))
         model.optimizer.build(model.trainable_variables)
-        folded = {id(v) for v in optimizers.rate_slots(self.optimizer, config.optimizer)}
         for mine, stacked in zip(model.optimizer.variables, self.optimizer.variables, strict=True):
-            if stacked.name == "learning_rate":  # the member's own, as built (the stacked one is 1)
+            if stacked.name == "learning_rate":  # the member's own, as built (the stacked one is unused)
                 continue
             value = np.asarray(stacked)  # a slot has the member axis; the step count is shared
-            value = value[m] if value.ndim == len(mine.shape) + 1 else value
-            mine.assign(value * config.learning_rate if id(stacked) in folded else value)
+            mine.assign(value[m] if value.ndim == len(mine.shape) + 1 else value)
         return model

@@ -49,8 +49,8 @@ def library_versions():
 
 @functools.cache
 def devices():
-    """The devices TensorFlow trains on (`CPU:0`, `GPU:0 NVIDIA ...`), and whether this TensorFlow
-    was built with CUDA. Imports TensorFlow."""
+    """The devices TensorFlow trains on (`CPU:0`, `GPU:0 NVIDIA ...`), whether this TensorFlow
+    was built with CUDA, and whether its oneDNN kernels are on. Imports TensorFlow."""
     import tensorflow as tf
 
     found = []
@@ -60,7 +60,16 @@ def devices():
             details = tf.config.experimental.get_device_details(device)
             name += f" {details.get('device_name', '')}".rstrip()
         found.append(name)
-    return {"devices": found, "built_with_cuda": tf.test.is_built_with_cuda()}
+    return {"devices": found, "built_with_cuda": tf.test.is_built_with_cuda(), "onednn": _onednn()}
+
+
+def _onednn():
+    """Whether TensorFlow runs its oneDNN kernels (`TF_ENABLE_ONEDNN_OPTS`, read when it loads;
+    `experiments` turns them on), or None where this TensorFlow does not say."""
+    from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own check; no public one
+
+    enabled = getattr(_pywrap_util_port, "IsMklEnabled", None)
+    return bool(enabled()) if enabled else None
 
 
 def describe():

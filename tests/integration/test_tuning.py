@@ -283,8 +283,10 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tmp_path):
 
 @pytest.mark.slow
 def test_keras_tuners_chief_and_two_workers_complete_every_trial_once(tmp_path):
-    # two searches (one per cell), served at once on two ports
-    path = _config(tmp_path, "spread", MOONS, seeds=[0], losses=["binary_crossentropy"], tune={"max_trials": 4})
+    # two searches (one per cell), served at once on two ports; 60 epochs, so that a worker's first
+    # round outlasts the other's start-up (with 2, one worker once took every trial before the other asked)
+    path = _config(tmp_path, "spread", MOONS, seeds=[0], losses=["binary_crossentropy"], epochs=60,
+                   tune={"max_trials": 4})
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
     done = subprocess.run(_subprocess(path, tmp_path, "--workers", "2"), env=env, capture_output=True, text=True,
                           timeout=600)

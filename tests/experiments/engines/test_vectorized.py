@@ -92,6 +92,39 @@ def test_after_one_epoch_every_members_weights_match_the_reference(tmp_path):
         assert _relative(_flat(mine), _flat(reference)) < max(1e-4, 10 * noise), (run.run_id, noise)
 
 
+# RMSprop, Adagrad and Adadelta differ by rounding: TensorFlow's graph rewrites (grappler, which
+# the engine skips: `stacked_graph.as_traced`) change how Keras' own graph divides by a square root
+BIT_FOR_BIT = [("adam", ["categorical_crossentropy", "mean_squared_error"]),
+               ({"name": "sgd", "momentum": 0.9, "nesterov": True}, ["categorical_crossentropy", "huber"]),
+               ("sgd", ["mean_squared_error"])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("optimizer", "losses"), BIT_FOR_BIT)
+def test_unjitted_dense_members_train_bit_for_bit_as_their_keras_models(optimizer, losses, tmp_path, monkeypatch):
+    """With TensorFlow's oneDNN kernels (which `experiments` and the tests turn on) and without XLA,
+    each dense member's weights and optimizer state after training with Adam or SGD equal its own
+    Keras fit's exactly, whatever its learning rate: the batched matmul, the members' rates in the
+    optimizer's update and the bias gradients compute Keras' numbers (`stacked_graph`)."""
+    from experiments.records.environment import devices
+
+    assert devices()["onednn"], "TF_ENABLE_ONEDNN_OPTS=1 must be set before TensorFlow is imported"
+    monkeypatch.setattr(stacked_graph, "XLA", False)
+    config = {**DIGITS, "initializers": ["he_normal", "random_uniform"], "losses": losses, "seeds": [0],
+              "epochs": 2, "batch_size": 32, "optimizer": optimizer, "learning_rate": [0.002, 0.05]}
+    group, jobs, data = _group(config, tmp_path)
+    group.train(time.perf_counter())
+    for m, (run, _) in enumerate(jobs):
+        recorder = rundir.RunRecorder(run, tmp_path / "ref" / run.run_id, tmp_path / "ref")
+        recorder.start()
+        reference, head = engine_keras.build_model(run.config, data)
+        engine_keras.fit(reference, head, run.config, data, recorder)
+        mine = group.member_model(m)
+        for a, b in zip(mine.weights + mine.optimizer.variables, reference.weights + reference.optimizer.variables,
+                        strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{run.run_id} {b.name}")
+
+
 def _flat(weights):
     return np.concatenate([w.ravel() for w in weights])
 
