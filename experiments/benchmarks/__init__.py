@@ -1,5 +1,6 @@
 """Benchmarks run by `make bench`: each prints its figures; none is a test."""
 
+import os
 import subprocess
 import sys
 import time
@@ -15,12 +16,12 @@ def run_command(config, output, sets=()):
             *(f"--set={s}" for s in sets)]
 
 
-def measured(command):
-    """Run `command`; (its wall seconds, its peak memory in GiB). Exits naming the command and its
-    error output if it fails."""
+def measured(command, env=None):
+    """Run `command` (with `env` added to the environment); (its wall seconds, its peak memory in
+    GiB). Exits naming the command and its error output if it fails."""
     wrapped = [sys.executable, "-c", _MEASURED, *command]
     started = time.perf_counter()
-    done = subprocess.run(wrapped, capture_output=True, text=True, check=False)
+    done = subprocess.run(wrapped, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})})
     wall = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"failed ({' '.join(command)}):\n{done.stderr[-2000:]}")

@@ -31,12 +31,13 @@ TUNERS_SETS = ["losses=['categorical_crossentropy']", "initializers=['he_normal'
 RANDOM_TRIALS = 8  # 8 x 9 = 72 epochs, about what one hyperband iteration spends at max_epochs 9
 
 
-def search(sets, workers=0, keep=None):
+def search(sets, workers=0, keep=None, env=None):
     """Run one search; returns (its trial records, the command's wall time in seconds, its peak
-    memory in GiB, the search sessions' own seconds); `keep`: a folder to copy the reports to."""
+    memory in GiB, the search sessions' own seconds); `keep`: a folder to copy the reports to;
+    `env`: environment variables for the command."""
     with tempfile.TemporaryDirectory() as output:
         wall, peak = measured([sys.executable, "-m", "experiments", "tune", CONFIG, "--output", output, "--quiet",
-                               "--workers", str(workers), *(f"--set={s}" for s in sets)])
+                               "--workers", str(workers), *(f"--set={s}" for s in sets)], env)
         records = [json.loads(p.read_text()) for p in Path(output).glob("runs/*/trials/*/trial_*/trial.json")]
         searching = sum(json.loads(p.read_text())["sessions"][-1]["seconds"]
                         for p in Path(output).glob("runs/*/search.json"))
@@ -51,22 +52,25 @@ HYPERBAND_SETS = ["losses=['categorical_crossentropy']", "initializers=['he_norm
                   "tune.hyperband_factor=3"]
 
 
-def engines(repeats, sets=(), what="the shipped search", workers=False):
+def engines(repeats, sets=(), what="the shipped search", workers=False, eigen=False):
     """A search with stacked trials and with one Keras fit per trial (and with `workers`, stacked
-    trials in keras-tuner's chief and 2 workers): the same oracle seed, so the same trials; wall
-    time, trials per minute, peak memory (of the command's process: a chief's workers are not
-    counted), and whether they found the same best trial per cell (where not, what each pick
-    scored in both searches)."""
+    trials in keras-tuner's chief and 2 workers; with `eigen`, the Keras fits also on TensorFlow's
+    default Eigen kernels, as without the suite's oneDNN setting): the same oracle seed, so the same
+    trials; wall time, trials per minute, peak memory (of the command's process: a chief's workers
+    are not counted), and whether they found the same best trial per cell (where not, what each
+    pick scored in both searches)."""
     print(f"{what}, tune.engine vectorized (stacked trials) vs keras (one fit per trial)")
-    setups = {"vectorized": ("vectorized", 0), "keras": ("keras", 0)}
+    setups = {"vectorized": ("vectorized", 0, None), "keras": ("keras", 0, None)}
     if workers:
-        setups["vectorized, --workers 2"] = ("vectorized", 2)
+        setups["vectorized, --workers 2"] = ("vectorized", 2, None)
+    if eigen:  # the suite turns TensorFlow's oneDNN kernels on (`experiments`), the keras engine's slower
+        setups["keras, Eigen kernels"] = ("keras", 0, {"TF_ENABLE_ONEDNN_OPTS": "0"})
     found, measured, scores = {}, {}, {}
     with tempfile.TemporaryDirectory() as kept:
         for _ in range(repeats):
-            for name, (engine, count) in setups.items():  # interleaved: drifts in machine load hit all alike
-                folder = Path(kept) / name.replace(" ", "")
-                records, wall, peak, searching = search([*sets, f"tune.engine='{engine}'"], count, keep=folder)
+            for name, (engine, count, env) in setups.items():  # interleaved: drifts in machine load hit all alike
+                folder = Path(kept) / name.replace(" ", "").replace(",", "_")
+                records, wall, peak, searching = search([*sets, f"tune.engine='{engine}'"], count, folder, env)
                 # the search session's own time (stacked trials share their stack's time, so the
                 # trial records cannot tell when the last one ended)
                 measured.setdefault(name, []).append((wall, len(records) / searching * 60, peak, len(records)))
@@ -78,13 +82,14 @@ def engines(repeats, sets=(), what="the shipped search", workers=False):
         print(f"  {name:<24}: {walls[name]:6.1f} s whole command (runs: {', '.join(f'{w:.1f}' for w, *_ in runs)}),"
               f" {statistics.median(r for _, r, *_ in runs):6.1f} trials/min, peak memory "
               f"{max(p for *_, p, _ in runs):.2f} GiB, {runs[0][3]} trials")
-    for name in [n for n in setups if n != "keras"]:
-        differ = [cell for cell in found["keras"] if found[name].get(cell) != found["keras"][cell]]
-        print(f"  keras / {name}: {walls['keras'] / walls[name]:.1f}x faster (medians); the same best "
-              f"trial in {len(found['keras']) - len(differ)} of {len(found['keras'])} cells"
+    for name, reference in [(n, "keras") for n in setups if not n.startswith("keras")] + \
+            ([("vectorized", "keras, Eigen kernels")] if eigen else []):
+        differ = [cell for cell in found[reference] if found[name].get(cell) != found[reference][cell]]
+        print(f"  {reference} / {name}: {walls[reference] / walls[name]:.1f}x faster (medians); the same best "
+              f"trial in {len(found[reference]) - len(differ)} of {len(found[reference])} cells"
               + (f" (not in: {', '.join(differ)})" if differ else ""))
         for cell in differ:
-            print(f"    {cell}: {_parting(cell, {n: found[n][cell][0] for n in ('keras', name)}, scores)}")
+            print(f"    {cell}: {_parting(cell, {n: found[n][cell][0] for n in (reference, name)}, scores)}")
 
 
 def _parting(cell, picks, scores):
@@ -169,7 +174,7 @@ def main(argv=None):
 
     if not args.skip_engines:
         engines(args.engine_repeats, what=f"the shipped search ({CONFIG}: 12 cells x 6 trials, 10 epochs, then 36 "
-                                          "tuned runs)", workers=True)
+                                          "tuned runs)", workers=True, eigen=True)
         engines(args.engine_repeats, HYPERBAND_SETS, "a Hyperband search of one cell (digits, he_normal | "
                                                       "categorical_crossentropy, max_epochs 9, factor 3)")
     if args.only_engines:
