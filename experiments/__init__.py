@@ -11,7 +11,8 @@ parts to the catalogues for configs to name. Importing this package imports no T
 It does choose TensorFlow's oneDNN kernels, unless `TF_ENABLE_ONEDNN_OPTS` is already set (they
 are read when TensorFlow loads, so import this package first): with them, the vectorized
 engine's unjitted members compute exactly what their own Keras models compute
-(`experiments.engines.stacked_graph`), and both engines ran as fast or faster on 2 CPU cores.
+(`experiments.engines.stacked_graph`). The vectorized engine ran as fast with them on 2 CPU cores;
+the keras engine ran as fast on the tuning search and up to 25% slower on a grid (README, "Engines").
 """
 
 import importlib

@@ -63,7 +63,7 @@ def engines(repeats, sets=(), what="the shipped search", workers=False, eigen=Fa
     setups = {"vectorized": ("vectorized", 0, None), "keras": ("keras", 0, None)}
     if workers:
         setups["vectorized, --workers 2"] = ("vectorized", 2, None)
-    if eigen:  # the suite turns TensorFlow's oneDNN kernels on (`experiments`), the keras engine's slower
+    if eigen:  # the reference without the oneDNN kernels that the suite turns on (`experiments`)
         setups["keras, Eigen kernels"] = ("keras", 0, {"TF_ENABLE_ONEDNN_OPTS": "0"})
     found, measured, scores = {}, {}, {}
     with tempfile.TemporaryDirectory() as kept:
