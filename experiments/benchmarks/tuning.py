@@ -84,9 +84,11 @@ def engines(repeats, sets=(), what="the shipped search", workers=False, eigen=Fa
               f"{max(p for *_, p, _ in runs):.2f} GiB, {runs[0][3]} trials")
     for name, reference in [(n, "keras") for n in setups if not n.startswith("keras")] + \
             ([("vectorized", "keras, Eigen kernels")] if eigen else []):
-        differ = [cell for cell in found[reference] if found[name].get(cell) != found[reference][cell]]
+        # the best trial's settings: trial ids name the same trials only where both searches ask in
+        # one order (random search); a stacked Hyperband search asks for a round's trials at once
+        differ = [cell for cell in found[reference] if found[name].get(cell, ())[1:] != found[reference][cell][1:]]
         print(f"  {reference} / {name}: {walls[reference] / walls[name]:.1f}x faster (medians); the same best "
-              f"trial in {len(found[reference]) - len(differ)} of {len(found[reference])} cells"
+              f"settings in {len(found[reference]) - len(differ)} of {len(found[reference])} cells"
               + (f" (not in: {', '.join(differ)})" if differ else ""))
         for cell in differ:
             print(f"    {cell}: {_parting(cell, {n: found[n][cell][0] for n in (reference, name)}, scores)}")
