@@ -57,8 +57,8 @@ def engines(repeats, sets=(), what="the shipped search", workers=False, eigen=Fa
     trials in keras-tuner's chief and 2 workers; with `eigen`, the Keras fits also on TensorFlow's
     default Eigen kernels, as without the suite's oneDNN setting): the same oracle seed, so the same
     trials; wall time, trials per minute, peak memory (of the command's process: a chief's workers
-    are not counted), and whether they found the same best trial per cell (where not, what each
-    pick scored in both searches)."""
+    are not counted), and whether they found the same best settings per cell (where not, what each
+    pick scored in both searches, looked up by trial id: right for random searches only)."""
     print(f"{what}, tune.engine vectorized (stacked trials) vs keras (one fit per trial)")
     setups = {"vectorized": ("vectorized", 0, None), "keras": ("keras", 0, None)}
     if workers:
